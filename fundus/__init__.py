@@ -1,0 +1,1 @@
+# The fundus domain: preprocessing, label readers, procedural phantoms, reports and the demo.

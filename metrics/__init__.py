@@ -1,0 +1,1 @@
+# Metric registry, feature statistics, detectors and one module per metric family.

@@ -1,0 +1,1 @@
+# Networks, loss, augmentation, datasets and the training loop.
