@@ -1,0 +1,228 @@
+# Metric registry: NVIDIA's metric names and result keys, the same families at other sample counts, and our
+# additions (SSIM, LPIPS, spectra, memorisation). calc_metric() runs one by name; report_metric() prints
+# it and appends it to <run_dir>/metric-<name>.jsonl in NVIDIA's format.
+
+import json
+import os
+import re
+import time
+
+import dnnlib
+from metrics import bootstrap
+from metrics import metric_utils
+
+#----------------------------------------------------------------------------
+# Registry. Exact names map to functions; families are regular expressions whose groups set the sizes,
+# e.g. fid10k_full = FID against the whole dataset with 10,000 generated images.
+
+_metric_dict = dict()   # name -> fn(opts)
+_metric_families = []   # (compiled regex, fn(opts, match), example names)
+
+def register_metric(fn):
+    _metric_dict[fn.__name__] = fn
+    return fn
+
+def register_family(pattern, examples):
+    def decorator(fn):
+        _metric_families.append((re.compile(pattern), fn, tuple(examples)))
+        return fn
+    return decorator
+
+def _resolve(metric):
+    if metric in _metric_dict:
+        return lambda opts: _metric_dict[metric](opts)
+    for regex, fn, _examples in _metric_families:
+        match = regex.fullmatch(metric)
+        if match is not None and _sizes_valid(match):
+            return lambda opts: fn(opts, match)
+    return None
+
+def _sizes_valid(match):
+    return all(int(g) > 0 for g in match.groups() if g is not None and g.isdigit())
+
+def is_valid_metric(metric):
+    return isinstance(metric, str) and _resolve(metric) is not None
+
+def list_valid_metrics():
+    """Exact names plus one or more example names of every parameterised family."""
+    names = list(_metric_dict.keys())
+    for _regex, _fn, examples in _metric_families:
+        names.extend(e for e in examples if e not in names)
+    return names
+
+def family_patterns():
+    return [regex.pattern for regex, _fn, _examples in _metric_families]
+
+#----------------------------------------------------------------------------
+
+def calc_metric(metric, **kwargs):
+    """Compute one metric.
+
+    Args:
+        metric:   A name accepted by is_valid_metric(), e.g. 'fid50k_full' or 'kid10k_full'.
+        **kwargs: MetricOptions arguments: G, G_kwargs, dataset_kwargs, gen_dataset_kwargs, num_gpus, rank,
+                  device, progress, cache, seed, detectors, detector_paths, out_dir, bootstrap.
+
+    Returns:
+        EasyDict(results, metric, total_time, total_time_str, num_gpus).
+    """
+    run = _resolve(metric)
+    if run is None:
+        raise metric_utils.MetricError(f'unknown metric "{metric}"; valid: {", ".join(list_valid_metrics())}')
+    opts = metric_utils.MetricOptions(**kwargs)
+    start = time.time()
+    results = run(opts)
+    total_time = time.time() - start
+    return dnnlib.EasyDict(
+        results         = dnnlib.EasyDict(results),
+        metric          = metric,
+        total_time      = total_time,
+        total_time_str  = dnnlib.format_time(total_time),
+        num_gpus        = opts.num_gpus,
+    )
+
+def report_metric(result_dict, run_dir=None, snapshot_pkl=None):
+    """Print one JSON line and append it to <run_dir>/metric-<metric>.jsonl when run_dir is given.
+
+    Returns the line. Key order: results, metric, total_time, total_time_str, num_gpus, snapshot_pkl, timestamp.
+    """
+    metric = result_dict['metric']
+    assert is_valid_metric(metric)
+    if run_dir is not None and snapshot_pkl is not None:
+        snapshot_pkl = os.path.relpath(snapshot_pkl, run_dir)
+    line = json.dumps(dict(result_dict, snapshot_pkl=snapshot_pkl, timestamp=time.time()))
+    print(line)
+    if run_dir is not None and os.path.isdir(run_dir):
+        with open(os.path.join(run_dir, f'metric-{metric}.jsonl'), 'at') as f:
+            f.write(line + '\n')
+    return line
+
+#----------------------------------------------------------------------------
+# FID and KID families, with optional bootstrap intervals.
+
+def _full(opts):
+    return opts.with_dataset_overrides(max_size=None, xflip=False)
+
+def _legacy(opts):
+    return opts.with_dataset_overrides(max_size=None)
+
+def _fid(opts, name, max_real, num_gen):
+    from metrics import frechet_inception_distance
+    fid, real, gen = frechet_inception_distance.compute_fid(opts, max_real=max_real, num_gen=num_gen)
+    results = {name: fid}
+    if opts.bootstrap > 0 and opts.rank == 0:
+        values = bootstrap.bootstrap_fid(gen.get_all(), real.get_all(), opts.bootstrap, seed=opts.seed)
+        results.update(bootstrap.summarize(values, name))
+    return results
+
+def _kid(opts, name, max_real, num_gen):
+    from metrics import kernel_inception_distance
+    kid, real, gen = kernel_inception_distance.compute_kid(opts, max_real=max_real, num_gen=num_gen, num_subsets=100, max_subset_size=1000)
+    results = {name: kid}
+    if opts.bootstrap > 0 and opts.rank == 0:
+        values = bootstrap.bootstrap_kid(gen, real, opts.bootstrap, num_subsets=100, max_subset_size=1000, seed=opts.seed)
+        results.update(bootstrap.summarize(values, name))
+    return results
+
+@register_family(r'fid(\d+)k_full', examples=['fid50k_full', 'fid10k_full', 'fid2k_full'])
+def fid_full_family(opts, match):
+    return _fid(_full(opts), match.group(0), max_real=None, num_gen=int(match.group(1)) * 1000)
+
+@register_family(r'fid(\d+)k', examples=['fid50k'])
+def fid_legacy_family(opts, match):
+    n = int(match.group(1)) * 1000
+    return _fid(_legacy(opts), match.group(0), max_real=n, num_gen=n)
+
+@register_family(r'kid(\d+)k_full', examples=['kid50k_full', 'kid10k_full'])
+def kid_full_family(opts, match):
+    return _kid(_full(opts), match.group(0), max_real=1000000, num_gen=int(match.group(1)) * 1000)
+
+@register_family(r'kid(\d+)k', examples=['kid50k'])
+def kid_legacy_family(opts, match):
+    n = int(match.group(1)) * 1000
+    return _kid(_legacy(opts), match.group(0), max_real=n, num_gen=n)
+
+#----------------------------------------------------------------------------
+# Precision/recall, Inception Score, perceptual path length, equivariance.
+
+def _pr(opts, name, max_real, num_gen, nhood_size):
+    from metrics import precision_recall
+    precision, recall = precision_recall.compute_pr(opts, max_real=max_real, num_gen=num_gen, nhood_size=nhood_size,
+        row_batch_size=10000, col_batch_size=10000)
+    return {f'{name}_precision': precision, f'{name}_recall': recall}
+
+@register_family(r'pr(\d+)k(\d+)_full', examples=['pr50k3_full', 'pr10k3_full'])
+def pr_full_family(opts, match):
+    return _pr(_full(opts), match.group(0), max_real=200000, num_gen=int(match.group(1)) * 1000, nhood_size=int(match.group(2)))
+
+@register_family(r'pr(\d+)k(\d+)', examples=['pr50k3'])
+def pr_legacy_family(opts, match):
+    n = int(match.group(1)) * 1000
+    return _pr(_legacy(opts), match.group(0), max_real=n, num_gen=n, nhood_size=int(match.group(2)))
+
+@register_family(r'is(\d+)k', examples=['is50k'])
+def is_family(opts, match):
+    from metrics import inception_score
+    mean, std = inception_score.compute_is(_full(opts), num_gen=int(match.group(1)) * 1000, num_splits=10)
+    return {f'{match.group(0)}_mean': mean, f'{match.group(0)}_std': std}
+
+@register_family(r'ppl(2?)_([zw])(full|end)', examples=['ppl2_wend', 'ppl_zfull', 'ppl_wfull', 'ppl_zend', 'ppl_wend'])
+def ppl_family(opts, match):
+    from metrics import perceptual_path_length
+    ppl = perceptual_path_length.compute_ppl(opts, num_samples=50000, epsilon=1e-4, space=match.group(2),
+        sampling=match.group(3), crop=(match.group(1) != '2'), batch_size=2)
+    return {match.group(0): ppl}
+
+def _eq(opts, name, num_samples, **kwargs):
+    from metrics import equivariance
+    opts.G_kwargs = dnnlib.EasyDict(opts.G_kwargs, force_fp32=True)
+    return {name: equivariance.compute_equivariance_metric(opts, num_samples=num_samples, batch_size=4, **kwargs)}
+
+@register_family(r'eqt(\d+)k_int', examples=['eqt50k_int', 'eqt1k_int'])
+def eqt_int_family(opts, match):
+    return _eq(opts, match.group(0), int(match.group(1)) * 1000, compute_eqt_int=True)
+
+@register_family(r'eqt(\d+)k_frac', examples=['eqt50k_frac'])
+def eqt_frac_family(opts, match):
+    return _eq(opts, match.group(0), int(match.group(1)) * 1000, compute_eqt_frac=True)
+
+@register_family(r'eqr(\d+)k', examples=['eqr50k'])
+def eqr_family(opts, match):
+    return _eq(opts, match.group(0), int(match.group(1)) * 1000, compute_eqr=True)
+
+#----------------------------------------------------------------------------
+# Our additions.
+
+@register_metric
+def ssim(opts):
+    from metrics import ssim as ssim_lib
+    return ssim_lib.compute_paired(opts, multiscale=False)
+
+@register_metric
+def msssim(opts):
+    from metrics import ssim as ssim_lib
+    return ssim_lib.compute_paired(opts, multiscale=True)
+
+@register_metric
+def lpips(opts):
+    from metrics import lpips as lpips_lib
+    return lpips_lib.compute_paired(opts, net='alex', name='lpips')
+
+@register_metric
+def lpips_vgg(opts):
+    from metrics import lpips as lpips_lib
+    return lpips_lib.compute_paired(opts, net='vgg', name='lpips_vgg')
+
+@register_family(r'spectrum(?:(\d+)k)?', examples=['spectrum', 'spectrum10k'])
+def spectrum_family(opts, match):
+    from metrics import spectrum
+    num = int(match.group(1)) * 1000 if match.group(1) else 10000
+    return spectrum.compute_spectrum_metric(_full(opts), name=match.group(0), num_images=num)
+
+@register_family(r'memorization(?:(\d+)k)?', examples=['memorization', 'memorization5k'])
+def memorization_family(opts, match):
+    from metrics import memorization
+    num = int(match.group(1)) * 1000 if match.group(1) else 1000
+    return memorization.compute_memorization_metric(_full(opts), name=match.group(0), num_gen=num)
+
+#----------------------------------------------------------------------------
