@@ -1,0 +1,277 @@
+# Filtered leaky ReLU (StyleGAN3): bias -> upsample -> FIR -> gain -> leaky ReLU -> clamp -> FIR ->
+# downsample, the alias-free nonlinearity of every synthesis layer.
+#
+# Three layers, as in every op module here:
+#   _filtered_lrelu_ref()     the public reference path (native autograd): the specification and the CPU
+#                             path; built from the fast upfirdn2d reference kernel;
+#   RefKernel                 the kernel entry points (docs/kernels.md) with the CUDA plugin's signatures,
+#                             including the bit-packed sign tensor that the backward pass reads;
+#   _filtered_lrelu_function() a cached factory: one autograd.Function per static configuration, taking
+#                             the kernel object as a parameter. Its backward is the same op with up and down
+#                             and the two filters swapped, reading the stored signs instead of recomputing
+#                             the activation.
+
+import functools
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import upfirdn2d as _upfirdn2d
+
+#----------------------------------------------------------------------------
+
+def filtered_lrelu(x, fu=None, fd=None, b=None, up=1, down=1, padding=0, gain=np.sqrt(2), slope=0.2, clamp=None, flip_filter=False, impl='cuda'):
+    r"""Bias, upsample, filter, leaky ReLU, clamp, filter and downsample, in one op.
+
+    Computes `y = down(fd * clamp(gain * lrelu(fu * up(x + b), slope)))` where `up` inserts up-1
+    zeros after each sample and pads by `padding` (relative to the upsampled image), `fu * .` is a valid
+    convolution scaled by up**2, and `down` keeps every down-th sample of the valid convolution with fd.
+
+    Args:
+        x:           Input [N, C, H, W], floating point.
+        fu:          Upsampling filter: float [taps] (separable), [fh, fw], or None (identity).
+        fd:          Downsampling filter: float [taps] (separable), [fh, fw], or None (identity).
+        b:           Bias [C], or None.
+        up:          Integer upsampling factor.
+        down:        Integer downsampling factor.
+        padding:     int, [px, py] or [x0, x1, y0, y1], relative to the upsampled image.
+        gain:        Multiplier after the leaky ReLU.
+        slope:       Slope of the leaky ReLU for negative inputs (1 = linear).
+        clamp:       Clamp the activations to [-clamp, +clamp] before fd; None = no clamping.
+        flip_filter: False = convolution, True = correlation.
+        impl:        'cuda' (the CUDA kernel for CUDA tensors; CPU tensors use the reference) or 'ref'.
+
+    Returns:
+        Tensor [N, C, out_h, out_w] of x's dtype, out = (in*up + p0 + p1 - (fu_taps-1) - (fd_taps-1)
+        + (down-1)) // down per axis.
+    """
+    px0, px1, py0, py1, gain, slope, clamp = _check_args(x, fu, fd, b, up, down, padding, gain, slope, clamp, impl)
+    if impl == 'cuda' and x.device.type == 'cuda':
+        fu_k = _kernel_filter(fu, x)
+        fd_k = _kernel_filter(fd, x)
+        kernel = _select_kernel(x, fu_k, fd_k, up, down, px0, px1, py0, py1, gain, slope, clamp, flip_filter)
+        fn = _filtered_lrelu_function(up, down, px0, px1, py0, py1, gain, slope, clamp, bool(flip_filter), kernel)
+        return fn.apply(x, fu_k, fd_k, b, None, 0, 0)
+    return _filtered_lrelu_ref(x, fu, fd, b, up, down, px0, px1, py0, py1, gain, slope, clamp, bool(flip_filter))
+
+#----------------------------------------------------------------------------
+
+def _check_args(x, fu, fd, b, up, down, padding, gain, slope, clamp, impl):
+    _upfirdn2d._check_x(x)
+    _upfirdn2d._check_filter(fu, 'fu')
+    _upfirdn2d._check_filter(fd, 'fd')
+    _upfirdn2d._check_impl(impl, 'filtered_lrelu')
+    for name, v in (('up', up), ('down', down)):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+            raise ValueError(f'filtered_lrelu: {name} must be a positive integer, got {v!r}')
+    if b is not None:
+        if not isinstance(b, torch.Tensor) or b.ndim != 1 or b.shape[0] != x.shape[1]:
+            raise ValueError(f'filtered_lrelu: b must be 1-D with C = {x.shape[1]} elements, got {getattr(b, "shape", b)}')
+        if not b.is_floating_point():
+            raise ValueError(f'filtered_lrelu: b must be floating point, got {b.dtype}')
+    px0, px1, py0, py1 = _upfirdn2d._parse_padding(padding)
+    gain, slope = float(gain), float(slope)
+    if not np.isfinite(gain) or not np.isfinite(slope):
+        raise ValueError(f'filtered_lrelu: gain and slope must be finite, got gain={gain}, slope={slope}')
+    clamp = -1.0 if clamp is None else float(clamp)
+    if clamp != -1 and not clamp >= 0:
+        raise ValueError(f'filtered_lrelu: clamp must be None or >= 0, got {clamp}')
+    fuw, fuh = _upfirdn2d._get_filter_size(fu)
+    fdw, fdh = _upfirdn2d._get_filter_size(fd)
+    out_w = _out_len(x.shape[3], up, down, px0, px1, fuw, fdw)
+    out_h = _out_len(x.shape[2], up, down, py0, py1, fuh, fdh)
+    if out_w < 1 or out_h < 1:
+        raise ValueError(f'filtered_lrelu: padding {[px0, px1, py0, py1]} leaves an empty output ({out_h} x {out_w}) '
+                         f'for input {list(x.shape[2:])}, up {up}, down {down}, filters {fuh}x{fuw} / {fdh}x{fdw}')
+    return px0, px1, py0, py1, gain, slope, clamp
+
+def _out_len(n, up, down, p0, p1, fu_taps, fd_taps):
+    return (n * up + p0 + p1 - (fu_taps - 1) - (fd_taps - 1) + (down - 1)) // down
+
+def _kernel_filter(f, x):
+    if f is None:
+        return torch.ones([1, 1], dtype=torch.float32, device=x.device)
+    return f
+
+#----------------------------------------------------------------------------
+# The public reference path.
+
+def _filtered_lrelu_ref(x, fu, fd, b, up, down, px0, px1, py0, py1, gain, slope, clamp, flip):
+    # Add the bias at the input rate (cheap), then upsample + filter with the gain folded into the taps
+    # (gain * lrelu(t) = lrelu(gain * t) for gain > 0), activate, filter + downsample.
+    if b is not None:
+        x = x + b.to(x.dtype).reshape(1, -1, 1, 1)
+    fold = gain > 0
+    t = _upfirdn2d._upfirdn2d_ref(x, fu, up, up, 1, 1, px0, px1, py0, py1, flip, up * up * (gain if fold else 1.0))
+    in_place = not (torch.is_grad_enabled() and t.requires_grad)
+    t = _activate(t, 1.0 if fold else gain, slope, clamp, in_place)
+    return _upfirdn2d._upfirdn2d_ref(t, fd, 1, 1, down, down, 0, 0, 0, 0, flip, 1.0)
+
+def _activate(t, gain, slope, clamp, in_place):
+    # clamp(gain * lrelu(t, slope)), in place when no gradient is needed.
+    if in_place:
+        if slope != 1:
+            F.leaky_relu_(t, slope) if slope >= 0 else t.copy_(torch.where(t < 0, t * slope, t))
+        if gain != 1:
+            t.mul_(gain)
+        if clamp >= 0:
+            t.clamp_(-clamp, clamp)
+        return t
+    if slope != 1:
+        t = torch.where(t < 0, t * slope, t)
+    if gain != 1:
+        t = t * gain
+    if clamp >= 0:
+        t = t.clamp(-clamp, clamp)
+    return t
+
+#----------------------------------------------------------------------------
+# Sign tensor (docs/kernels.md, "Sign tensor"): one 2-bit code per element of the pre-activation t,
+# four codes per byte, element 4*i + j of a row in bits 2j and 2j+1 of byte i; rows padded with code 0
+# to a multiple of 16 elements. Codes: 0 = t >= 0 (derivative 1), 1 = t < 0 (derivative slope),
+# 2 = clamped at +clamp, 3 = clamped at -clamp (derivative 0).
+
+CODE_POS = 0
+CODE_NEG = 1
+CODE_CLAMP_POS = 2
+CODE_CLAMP_NEG = 3
+
+def sign_tensor_width(w):
+    """Bytes per row of the sign tensor for an intermediate tensor of width w."""
+    return (w + 15) // 16 * 4
+
+def pack_signs(codes):
+    """uint8 codes [N, C, H, W] in 0..3 -> bit-packed uint8 [N, C, H, sign_tensor_width(W)]."""
+    n, c, h, w = codes.shape
+    codes = F.pad(codes, [0, sign_tensor_width(w) * 4 - w])
+    codes = codes.reshape(n, c, h, -1, 4)
+    packed = codes[..., 0] | (codes[..., 1] << 2) | (codes[..., 2] << 4) | (codes[..., 3] << 6)
+    return packed.contiguous()
+
+def unpack_signs(s):
+    """Bit-packed uint8 [N, C, H, B] -> codes uint8 [N, C, H, 4*B]."""
+    parts = [(s >> (2 * j)) & 3 for j in range(4)]
+    return torch.stack(parts, dim=-1).flatten(-2)
+
+def _signs_window(si, sx, sy, h, w):
+    # Codes for an intermediate of size [h, w] whose element (i, j) reads si at (i + sy, j + sx);
+    # outside the stored tensor the code is CODE_CLAMP_POS (derivative 0).
+    codes = unpack_signs(si)
+    hs, ws = codes.shape[2], codes.shape[3]
+    return F.pad(codes, [-sx, sx + w - ws, -sy, sy + h - hs], value=CODE_CLAMP_POS)
+
+#----------------------------------------------------------------------------
+# The reference kernel (docs/kernels.md, "filtered_lrelu").
+
+def _filtered_lrelu_act_kernel(x, si, sx, sy, gain, slope, clamp, write_signs):
+    # In place on x (the pre-activation). Read mode (si given): x *= gain * derivative(code).
+    # Otherwise x = clamp(gain * lrelu(x)), and with write_signs the codes are returned packed.
+    empty = torch.empty([0], dtype=torch.uint8, device=x.device)
+    if si.numel():
+        codes = _signs_window(si, int(sx), int(sy), x.shape[2], x.shape[3])
+        lut = torch.tensor([gain, gain * slope, 0.0, 0.0], dtype=x.dtype, device=x.device)
+        x.mul_(lut[codes.long()])
+        return empty
+    if not write_signs:
+        _activate(x, gain, slope, clamp, in_place=True)
+        return empty
+    neg = x < 0
+    act = torch.where(neg, x * slope, x) * gain
+    codes = neg.to(torch.uint8)
+    if clamp >= 0:
+        over = act.abs() > clamp
+        clamped = torch.where(act > 0, CODE_CLAMP_POS, CODE_CLAMP_NEG).to(torch.uint8)
+        codes = torch.where(over, clamped, codes)
+        act = act.clamp(-clamp, clamp)
+    x.copy_(act)
+    return pack_signs(codes)
+
+def _filtered_lrelu_generic(kernel, x, fu, fd, b, si, up, down, px0, px1, py0, py1, sx, sy, gain, slope, clamp, flip, write_signs):
+    # The generic path from the kernel's upfirdn2d and filtered_lrelu_act_ entry points.
+    if b.numel():
+        x = x + b.to(x.dtype).reshape(1, -1, 1, 1)
+    t = _upfirdn2d._kernel_call(kernel, x, fu, up, up, 1, 1, px0, px1, py0, py1, flip, float(up * up)).contiguous()
+    so = kernel.filtered_lrelu_act_(t, si, sx, sy, gain, slope, clamp, write_signs)
+    y = _upfirdn2d._kernel_call(kernel, t, fd, 1, 1, down, down, 0, 0, 0, 0, flip, 1.0)
+    return y, so
+
+def _filtered_lrelu_kernel(x, fu, fd, b, si, up, down, px0, px1, py0, py1, sx, sy, gain, slope, clamp, flip_filter, write_signs):
+    y, so = _filtered_lrelu_generic(ref_kernel, x, fu, fd, b, si, up, down, px0, px1, py0, py1, sx, sy,
+                                    gain, slope, clamp, flip_filter, write_signs)
+    return y.contiguous(), so, 0
+
+class RefKernel:
+    """Kernel object with the plugin's entry points for filtered_lrelu (and the upfirdn2d one its generic
+    path uses), implemented in PyTorch."""
+    upfirdn2d = staticmethod(_upfirdn2d._upfirdn2d_kernel)
+    filtered_lrelu = staticmethod(_filtered_lrelu_kernel)
+    filtered_lrelu_act_ = staticmethod(_filtered_lrelu_act_kernel)
+
+ref_kernel = RefKernel()
+
+#----------------------------------------------------------------------------
+# The kernel-parameterised autograd Function.
+
+def _select_kernel(x, fu, fd, up, down, px0, px1, py0, py1, gain, slope, clamp, flip):
+    config = dict(up=up, down=down, px0=px0, px1=px1, py0=py0, py1=py1, gain=gain, slope=slope, clamp=clamp,
+                  flip_filter=bool(flip), fu_shape=list(fu.shape), fd_shape=list(fd.shape))
+    try:
+        from torch_utils.ops import cuda_kernels # Lazy: the CPU path never touches CUDA code.
+    except ImportError:
+        return ref_kernel
+    return cuda_kernels.select_kernel('filtered_lrelu', config, ref_kernel, x.device, x.dtype)
+
+def _filter_size(f):
+    return (f.shape[-1], f.shape[0]) # (width, height); a 1-D filter has both equal to its taps.
+
+@functools.lru_cache(maxsize=None)
+def _filtered_lrelu_function(up, down, px0, px1, py0, py1, gain, slope, clamp, flip, kernel):
+    class FilteredLReluFunction(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, fu, fd, b, si, sx, sy): # pylint: disable=arguments-differ
+            if fu.requires_grad or fd.requires_grad:
+                raise ValueError('filtered_lrelu: gradients with respect to fu/fd are not supported by the kernel path')
+            empty_u8 = torch.empty([0], dtype=torch.uint8, device=x.device)
+            bb = b if b is not None else torch.empty([0], dtype=x.dtype, device=x.device)
+            si_k = si if si is not None else empty_u8
+            write = si is None and any(ctx.needs_input_grad[i] for i in (0, 3))
+            args = (x, fu, fd, bb, si_k, up, down, px0, px1, py0, py1, sx, sy, gain, slope, clamp, flip, write)
+            y, so, rc = kernel.filtered_lrelu(*args)
+            if int(rc) < 0: # No specialised kernel for these parameters: the generic path.
+                y, so = _filtered_lrelu_generic(kernel, *args)
+            ctx.save_for_backward(fu, fd, si if si is not None else so)
+            ctx.in_size = (x.shape[2], x.shape[3])
+            ctx.out_size = (y.shape[2], y.shape[3])
+            ctx.sx, ctx.sy = sx, sy
+            ctx.has_bias = b is not None
+            return y
+
+        @staticmethod
+        def backward(ctx, dy): # pylint: disable=arguments-differ
+            fu, fd, s = ctx.saved_tensors
+            ih, iw = ctx.in_size
+            oh, ow = ctx.out_size
+            fuw, fuh = _filter_size(fu)
+            fdw, fdh = _filter_size(fd)
+            # The adjoint: up <-> down, fu <-> fd, filters flipped, padding that realigns the full
+            # correlations with the input grid, and sign offsets that align its intermediate tensor
+            # with this one's (docs/kernels.md, "Backward pass").
+            bx0 = fuw + fdw - 2 - px0
+            bx1 = iw * up - ow * down + px0 - up + 1
+            by0 = fuh + fdh - 2 - py0
+            by1 = ih * up - oh * down + py0 - up + 1
+            sxb = ctx.sx + px0 - (fuw - 1)
+            syb = ctx.sy + py0 - (fuh - 1)
+            gain_b = gain * up * up / (down * down)
+            dx = db = None
+            if ctx.needs_input_grad[0] or ctx.needs_input_grad[3]:
+                fn = _filtered_lrelu_function(down, up, bx0, bx1, by0, by1, gain_b, slope, -1.0, not flip, kernel)
+                dx = fn.apply(dy, fd, fu, None, s, sxb, syb)
+                if ctx.has_bias and ctx.needs_input_grad[3]:
+                    db = dx.sum([0, 2, 3])
+            return dx, None, None, db, None, None, None
+
+    return FilteredLReluFunction
+
+#----------------------------------------------------------------------------

@@ -1,0 +1,378 @@
+# Upsample, pad, FIR-filter and downsample a batch of 2-D images: the resampling primitive of every
+# StyleGAN generator and discriminator.
+#
+# Three layers, as in every op module here:
+#   _upfirdn2d_ref()       the public reference path (native autograd): the specification and the CPU path;
+#   RefKernel.upfirdn2d()  the kernel entry point (docs/kernels.md) with the CUDA plugin's signature;
+#   _upfirdn2d_function()  a cached factory: one autograd.Function per static configuration, taking the
+#                          kernel object as a parameter; its backward is the op itself (flipped filter,
+#                          up and down swapped, adjusted padding).
+#
+# The reference kernel is fast on CPU without changing the maths (docs/ops.md): upsampling is done
+# polyphase (one short filter per output phase, applied to the input itself, instead of filtering a
+# zero-stuffed image), downsampling is a strided convolution (only the kept outputs are computed), and
+# separable filters run as two 1-D passes.
+
+import functools
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+#----------------------------------------------------------------------------
+# Argument parsing and validation.
+
+def _parse_scaling(scaling, name='up'):
+    if isinstance(scaling, (int, np.integer)) and not isinstance(scaling, bool):
+        scaling = [int(scaling), int(scaling)]
+    if not isinstance(scaling, (list, tuple)) or len(scaling) != 2:
+        raise ValueError(f'{name} must be an int or a pair [x, y] of ints, got {scaling!r}')
+    sx, sy = scaling
+    for s in (sx, sy):
+        if not isinstance(s, (int, np.integer)) or isinstance(s, bool) or s < 1:
+            raise ValueError(f'{name} must be a positive integer (or a pair of them), got {scaling!r}')
+    return int(sx), int(sy)
+
+def _parse_padding(padding, name='padding'):
+    if isinstance(padding, (int, np.integer)) and not isinstance(padding, bool):
+        padding = [int(padding), int(padding)]
+    if not isinstance(padding, (list, tuple)) or len(padding) not in (2, 4):
+        raise ValueError(f'{name} must be an int, [px, py] or [x0, x1, y0, y1], got {padding!r}')
+    for p in padding:
+        if not isinstance(p, (int, np.integer)) or isinstance(p, bool):
+            raise ValueError(f'{name} entries must be integers, got {padding!r}')
+    if len(padding) == 2:
+        padx, pady = padding
+        padding = [padx, padx, pady, pady]
+    px0, px1, py0, py1 = (int(p) for p in padding)
+    return px0, px1, py0, py1
+
+def _get_filter_size(f):
+    if f is None:
+        return 1, 1
+    if not isinstance(f, torch.Tensor) or f.ndim not in (1, 2):
+        raise ValueError(f'f must be None or a 1-D or 2-D tensor, got {getattr(f, "shape", f)!r}')
+    fw = f.shape[-1]
+    fh = f.shape[0]
+    return fw, fh
+
+def _check_filter(f, name='f'):
+    if f is None:
+        return
+    if not isinstance(f, torch.Tensor):
+        raise ValueError(f'{name} must be a tensor or None, got {type(f).__name__}')
+    if f.ndim not in (1, 2):
+        raise ValueError(f'{name} must be 1-D (separable) or 2-D, got shape {list(f.shape)}')
+    if not f.is_floating_point():
+        raise ValueError(f'{name} must be a floating-point tensor, got {f.dtype}')
+    if f.numel() == 0:
+        raise ValueError(f'{name} must not be empty')
+
+def _check_x(x, name='x'):
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f'{name} must be a tensor, got {type(x).__name__}')
+    if x.ndim != 4:
+        raise ValueError(f'{name} must be 4-D [N, C, H, W], got shape {list(x.shape)}')
+    if not x.is_floating_point():
+        raise ValueError(f'{name} must be floating point, got {x.dtype}')
+
+def _check_impl(impl, op):
+    if impl not in ('ref', 'cuda'):
+        raise ValueError(f"{op}: impl must be 'ref' or 'cuda', got {impl!r}")
+
+def _out_len(n, up, down, p0, p1, taps):
+    return (n * up + p0 + p1 - taps + down) // down
+
+#----------------------------------------------------------------------------
+
+def setup_filter(f, device=torch.device('cpu'), normalize=True, flip_filter=False, gain=1, separable=None):
+    r"""Convenience: turn a list/array of taps into a float32 filter tensor for upfirdn2d().
+
+    Args:
+        f:           Taps (1-D or 2-D array-like), or None for the identity filter [1].
+        device:      Device of the result.
+        normalize:   Scale the taps to sum to 1 (keeps the DC gain).
+        flip_filter: Flip the taps (only matters for asymmetric filters).
+        gain:        Overall gain; folded in as gain^(ndim/2) so that a separable filter, applied twice,
+                     gives `gain` in total.
+        separable:   True: keep 1-D; False: make 2-D (outer product); None: 1-D only if it has >= 8 taps.
+
+    Returns:
+        float32 tensor [taps] (separable) or [fh, fw].
+    """
+    if f is None:
+        f = 1
+    f = torch.as_tensor(f, dtype=torch.float32)
+    if f.ndim == 0:
+        f = f[np.newaxis]
+    if f.ndim not in (1, 2) or f.numel() == 0:
+        raise ValueError(f'setup_filter: f must be a non-empty 1-D or 2-D array, got shape {list(f.shape)}')
+    if separable is None:
+        separable = (f.ndim == 1 and f.numel() >= 8)
+    if f.ndim == 1 and not separable:
+        f = f.ger(f)
+    if separable and f.ndim != 1:
+        raise ValueError('setup_filter: separable=True needs a 1-D f')
+    if normalize:
+        f = f / f.sum()
+    if flip_filter:
+        f = f.flip(list(range(f.ndim)))
+    f = f * (gain ** (f.ndim / 2))
+    return f.to(device=device)
+
+#----------------------------------------------------------------------------
+
+def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1, impl='cuda'):
+    r"""Pad, upsample, filter and downsample a batch of 2-D images.
+
+    Per channel: (1) insert up-1 zeros after each sample; (2) pad with zeros (negative = crop), relative
+    to the upsampled image; (3) convolve with `f` (a true convolution; `flip_filter=True` correlates),
+    keeping only fully covered outputs; (4) keep every down-th sample. Output size per axis:
+    (in * up + pad0 + pad1 - taps + down) // down.
+
+    Args:
+        x:           Input [N, C, H, W], floating point.
+        f:           Float filter [fh, fw] (2-D), [taps] (separable: applied along x, then y), or None
+                     (identity).
+        up:          Upsampling factor: int or [x, y].
+        down:        Downsampling factor: int or [x, y].
+        padding:     int, [px, py] or [x0, x1, y0, y1].
+        flip_filter: False = convolution, True = correlation.
+        gain:        Overall scaling of the result.
+        impl:        'cuda' (the CUDA kernel for CUDA tensors; CPU tensors use the reference) or 'ref'.
+
+    Returns:
+        Tensor [N, C, out_h, out_w] of x's dtype.
+    """
+    _check_x(x)
+    _check_filter(f)
+    _check_impl(impl, 'upfirdn2d')
+    upx, upy = _parse_scaling(up, 'up')
+    downx, downy = _parse_scaling(down, 'down')
+    px0, px1, py0, py1 = _parse_padding(padding)
+    gain = float(gain)
+    fw, fh = _get_filter_size(f)
+    out_w = _out_len(x.shape[3], upx, downx, px0, px1, fw)
+    out_h = _out_len(x.shape[2], upy, downy, py0, py1, fh)
+    if out_w < 1 or out_h < 1:
+        raise ValueError(f'upfirdn2d: padding {[px0, px1, py0, py1]} leaves an empty output ({out_h} x {out_w}) '
+                         f'for input {list(x.shape[2:])}, up {[upx, upy]}, down {[downx, downy]}, filter {fh} x {fw}')
+    if impl == 'cuda' and x.device.type == 'cuda':
+        kernel = _select_kernel(x, f, upx, upy, downx, downy, px0, px1, py0, py1, flip_filter, gain)
+        fn = _upfirdn2d_function(upx, upy, downx, downy, px0, px1, py0, py1, bool(flip_filter), gain, kernel)
+        return fn.apply(x, _as_kernel_filter(f, x))
+    return _upfirdn2d_ref(x, f, upx, upy, downx, downy, px0, px1, py0, py1, bool(flip_filter), gain)
+
+def _as_kernel_filter(f, x):
+    if f is None:
+        return torch.ones([1, 1], dtype=torch.float32, device=x.device)
+    return f
+
+def _upfirdn2d_ref(x, f, upx, upy, downx, downy, px0, px1, py0, py1, flip, gain):
+    # The specification: the reference kernel under native autograd. Separable filters are two 1-D
+    # passes (x first, then y), the gain is applied in the first pass.
+    if f is None:
+        f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
+    if f.ndim == 2:
+        return _upfirdn2d_kernel(x, f, upx, upy, downx, downy, px0, px1, py0, py1, flip, gain)
+    x = _upfirdn2d_kernel(x, f.unsqueeze(0), upx, 1, downx, 1, px0, px1, 0, 0, flip, gain)
+    return _upfirdn2d_kernel(x, f.unsqueeze(1), 1, upy, 1, downy, 0, 0, py0, py1, flip, 1.0)
+
+#----------------------------------------------------------------------------
+# The reference kernel (docs/kernels.md, "upfirdn2d").
+
+def _phase_taps(k, up, p0):
+    # Polyphase split of one axis with k correlation taps g[0..k-1] applied to the zero-stuffed, padded
+    # signal. Output n = up*q + r only sees input samples x[q + t], with tap g[up*t + p0 - r]. Returns
+    # the table of tap indices idx[r, t - t0] (-1 = no tap) and t0, the smallest t used by any phase.
+    t0 = -(p0 // up) # ceil(-p0 / up)
+    t1 = (k - 2 + up - p0) // up
+    t = np.arange(t0, t1 + 1)
+    r = np.arange(up)[:, None]
+    idx = up * t[None, :] + p0 - r
+    idx[(idx < 0) | (idx >= k)] = -1
+    return idx, t0
+
+def _polyphase_weight(g2, upx, upy, px0, py0):
+    # g2 [Kh, Kw] correlation taps -> weight [upy*upx, Lh, Lw] (one filter per output phase), plus the
+    # input offsets (ty0, tx0) where the phase filters start.
+    kh, kw = g2.shape
+    idx_y, ty0 = _phase_taps(kh, upy, py0)
+    idx_x, tx0 = _phase_taps(kw, upx, px0)
+    valid = (idx_y[:, :, None, None] >= 0) & (idx_x[None, None, :, :] >= 0)
+    flat = np.where(valid, idx_y[:, :, None, None] * kw + idx_x[None, None, :, :], kh * kw) # kh*kw -> 0.
+    flat = flat.transpose(0, 2, 1, 3).reshape(upy * upx, idx_y.shape[1], idx_x.shape[1])
+    taps = torch.cat([g2.reshape(-1), g2.new_zeros([1])])
+    weight = taps[torch.as_tensor(flat, device=g2.device)]
+    return weight, ty0, tx0
+
+def _pad_or_crop(x, left, right, top, bottom):
+    if left == right == top == bottom == 0:
+        return x
+    return F.pad(x, [left, right, top, bottom])
+
+def _upfirdn2d_kernel(x, f, upx, upy, downx, downy, padx0, padx1, pady0, pady1, flip, gain):
+    n, c, h, w = x.shape
+    kh, kw = f.shape
+    out_w = _out_len(w, upx, 1, padx0, padx1, kw)   # Before downsampling.
+    out_h = _out_len(h, upy, 1, pady0, pady1, kh)
+    if out_w < 1 or out_h < 1:
+        raise ValueError(f'upfirdn2d kernel: empty output for input {[h, w]}, filter {[kh, kw]}')
+
+    # Correlation taps with the gain folded in.
+    g2 = f.to(x.dtype)
+    if not flip:
+        g2 = g2.flip([0, 1])
+    if gain != 1:
+        g2 = g2 * gain
+
+    # Identity filter without upsampling: pad or crop, subsample, scale.
+    if upx == 1 and upy == 1 and kh == 1 and kw == 1:
+        x = _pad_or_crop(x, padx0, padx1, pady0, pady1)[:, :, ::downy, ::downx]
+        return x * g2[0, 0]
+
+    # Without upsampling: pad or crop, then one strided depthwise convolution.
+    if upx == 1 and upy == 1:
+        x = _pad_or_crop(x, padx0, padx1, pady0, pady1)
+        weight = g2[None, None].expand(c, 1, kh, kw)
+        return F.conv2d(x, weight, stride=(downy, downx), groups=c)
+
+    # Polyphase: phase (ry, rx) of output (up*q + r) is a short correlation of the input itself.
+    weight, ty0, tx0 = _polyphase_weight(g2, upx, upy, padx0, pady0)
+    phases, lh, lw = weight.shape
+    qh = -(-out_h // upy)
+    qw = -(-out_w // upx)
+    x = _pad_or_crop(x, -tx0, qw - 1 + tx0 + lw - 1 - (w - 1), -ty0, qh - 1 + ty0 + lh - 1 - (h - 1))
+    weight = weight[None].expand(c, phases, lh, lw).reshape(c * phases, 1, lh, lw)
+    y = F.conv2d(x, weight, groups=c)                                  # [N, C*P, Qh, Qw]
+
+    # Interleave the phases: [N, C, upy, upx, Qh, Qw] -> [N, C, Qh*upy, Qw*upx].
+    y = y.reshape(n, c, upy, upx, qh, qw).permute(0, 1, 4, 2, 5, 3).reshape(n, c, qh * upy, qw * upx)
+    return y[:, :, :out_h:downy, :out_w:downx]
+
+class RefKernel:
+    """Kernel object with the plugin's upfirdn2d entry point, implemented in PyTorch."""
+    upfirdn2d = staticmethod(_upfirdn2d_kernel)
+
+ref_kernel = RefKernel()
+
+#----------------------------------------------------------------------------
+# The kernel-parameterised autograd Function.
+
+def _select_kernel(x, f, upx, upy, downx, downy, px0, px1, py0, py1, flip, gain):
+    fw, fh = _get_filter_size(f)
+    config = dict(upx=upx, upy=upy, downx=downx, downy=downy, padx0=px0, padx1=px1, pady0=py0, pady1=py1,
+                  flip=bool(flip), gain=gain, fh=fh if f is not None and f.ndim == 2 else 1, fw=fw)
+    try:
+        from torch_utils.ops import cuda_kernels # Lazy: the CPU path never touches CUDA code.
+    except ImportError:
+        return ref_kernel
+    return cuda_kernels.select_kernel('upfirdn2d', config, ref_kernel, x.device, x.dtype)
+
+def _kernel_call(kernel, x, f, upx, upy, downx, downy, px0, px1, py0, py1, flip, gain):
+    # One 2-D call, or two 1-D calls for a separable filter (the gain goes into the first).
+    if f.ndim == 2:
+        return kernel.upfirdn2d(x, f, upx, upy, downx, downy, px0, px1, py0, py1, flip, gain)
+    x = kernel.upfirdn2d(x, f.unsqueeze(0), upx, 1, downx, 1, px0, px1, 0, 0, flip, gain)
+    return kernel.upfirdn2d(x, f.unsqueeze(1), 1, upy, 1, downy, 0, 0, py0, py1, flip, 1.0)
+
+@functools.lru_cache(maxsize=None)
+def _upfirdn2d_function(upx, upy, downx, downy, px0, px1, py0, py1, flip, gain, kernel):
+    class Upfirdn2dFunction(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, f): # pylint: disable=arguments-differ
+            if f.requires_grad:
+                raise ValueError('upfirdn2d: gradients with respect to f are not supported by the kernel path')
+            y = _kernel_call(kernel, x, f, upx, upy, downx, downy, px0, px1, py0, py1, flip, gain)
+            ctx.save_for_backward(f)
+            ctx.in_size = (x.shape[2], x.shape[3])
+            ctx.out_size = (y.shape[2], y.shape[3])
+            return y
+
+        @staticmethod
+        def backward(ctx, dy): # pylint: disable=arguments-differ
+            f, = ctx.saved_tensors
+            ih, iw = ctx.in_size
+            oh, ow = ctx.out_size
+            fw, fh = _get_filter_size(f)
+            # The adjoint: the same op with up and down swapped, the filter flipped, and padding that
+            # realigns the full correlation with the original input grid.
+            bx0 = fw - px0 - 1
+            bx1 = iw * upx - ow * downx + px0 - upx + 1
+            by0 = fh - py0 - 1
+            by1 = ih * upy - oh * downy + py0 - upy + 1
+            dx = None
+            if ctx.needs_input_grad[0]:
+                fn = _upfirdn2d_function(downx, downy, upx, upy, bx0, bx1, by0, by1, not flip, gain, kernel)
+                dx = fn.apply(dy, f)
+                assert dx.shape[2:] == (ih, iw)
+            return dx, None
+
+    return Upfirdn2dFunction
+
+#----------------------------------------------------------------------------
+
+def filter2d(x, f, padding=0, flip_filter=False, gain=1, impl='cuda'):
+    r"""Filter a batch of images with `f`, keeping their size ("same" padding) plus `padding`.
+
+    Args:
+        x:           Input [N, C, H, W].
+        f:           Float filter [fh, fw], [taps] (separable) or None.
+        padding:     Extra padding: int, [px, py] or [x0, x1, y0, y1].
+        flip_filter: False = convolution, True = correlation.
+        gain:        Overall scaling of the result.
+        impl:        'cuda' or 'ref'.
+
+    Returns:
+        Tensor [N, C, out_h, out_w].
+    """
+    px0, px1, py0, py1 = _parse_padding(padding)
+    fw, fh = _get_filter_size(f)
+    p = [px0 + fw // 2, px1 + (fw - 1) // 2, py0 + fh // 2, py1 + (fh - 1) // 2]
+    return upfirdn2d(x, f, padding=p, flip_filter=flip_filter, gain=gain, impl=impl)
+
+def upsample2d(x, f, up=2, padding=0, flip_filter=False, gain=1, impl='cuda'):
+    r"""Upsample a batch of images by `up` with the interpolation filter `f`; output size in * up (plus
+    `padding`). The gain is multiplied by upx * upy to keep the mean.
+
+    Args:
+        x:           Input [N, C, H, W].
+        f:           Float filter [fh, fw], [taps] (separable) or None.
+        up:          Upsampling factor: int or [x, y].
+        padding:     Extra padding: int, [px, py] or [x0, x1, y0, y1].
+        flip_filter: False = convolution, True = correlation.
+        gain:        Overall scaling of the result.
+        impl:        'cuda' or 'ref'.
+
+    Returns:
+        Tensor [N, C, out_h, out_w].
+    """
+    upx, upy = _parse_scaling(up, 'up')
+    px0, px1, py0, py1 = _parse_padding(padding)
+    fw, fh = _get_filter_size(f)
+    p = [px0 + (fw + upx - 1) // 2, px1 + (fw - upx) // 2, py0 + (fh + upy - 1) // 2, py1 + (fh - upy) // 2]
+    return upfirdn2d(x, f, up=[upx, upy], padding=p, flip_filter=flip_filter, gain=gain * upx * upy, impl=impl)
+
+def downsample2d(x, f, down=2, padding=0, flip_filter=False, gain=1, impl='cuda'):
+    r"""Downsample a batch of images by `down` after filtering with the anti-aliasing filter `f`; output
+    size in / down (plus `padding`).
+
+    Args:
+        x:           Input [N, C, H, W].
+        f:           Float filter [fh, fw], [taps] (separable) or None.
+        down:        Downsampling factor: int or [x, y].
+        padding:     Extra padding: int, [px, py] or [x0, x1, y0, y1].
+        flip_filter: False = convolution, True = correlation.
+        gain:        Overall scaling of the result.
+        impl:        'cuda' or 'ref'.
+
+    Returns:
+        Tensor [N, C, out_h, out_w].
+    """
+    downx, downy = _parse_scaling(down, 'down')
+    px0, px1, py0, py1 = _parse_padding(padding)
+    fw, fh = _get_filter_size(f)
+    p = [px0 + (fw - downx + 1) // 2, px1 + (fw - downx) // 2, py0 + (fh - downy + 1) // 2, py1 + (fh - downy) // 2]
+    return upfirdn2d(x, f, down=[downx, downy], padding=p, flip_filter=flip_filter, gain=gain, impl=impl)
+
+#----------------------------------------------------------------------------
