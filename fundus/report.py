@@ -268,12 +268,14 @@ def plot_metric_curves(metrics):
 
 #----------------------------------------------------------------------------
 # Metrics table. A result key such as fid10k_full, fid10k_full_ci_low or kid50k_full_boot_mean is grouped
-# under its base metric; bootstrap keys become the interval column.
+# under its base metric; bootstrap keys become the interval column. metrics.bootstrap.summarize() writes
+# <name>_boot_mean, <name>_boot_p2.5, <name>_boot_p97.5 and <name>_boot_n.
 
 _CI_SUFFIXES = {
     'mean': ('boot_mean', 'bootstrap_mean', 'mean'),
-    'low':  ('ci_low', 'ci_lo', 'ci95_low', 'ci95_lo', 'lo', 'low', 'p2.5', 'p025'),
-    'high': ('ci_high', 'ci_hi', 'ci95_high', 'ci95_hi', 'hi', 'high', 'p97.5', 'p975'),
+    'n':    ('boot_n', 'bootstrap_n'),
+    'low':  ('boot_p2.5', 'ci_low', 'ci_lo', 'ci95_low', 'ci95_lo', 'lo', 'low', 'p2.5', 'p025'),
+    'high': ('boot_p97.5', 'ci_high', 'ci_hi', 'ci95_high', 'ci95_hi', 'hi', 'high', 'p97.5', 'p975'),
 }
 
 def metric_family(name):
@@ -473,6 +475,8 @@ def metrics_section(run):
         cells = f'<td><b>{esc(r["name"])}</b><br><span class="sub">{esc(title)}</span></td><td class="num">{format_number(r["value"])}</td>'
         if has_interval:
             interval = f'{format_number(ci["low"])} - {format_number(ci["high"])}' if 'low' in ci and 'high' in ci else '-'
+            if 'n' in ci and interval != '-':
+                interval += f'<br><span class="sub">{int(ci["n"])} resamples</span>'
             cells += f'<td class="num">{interval}</td><td class="num">{format_number(ci.get("mean")) or "-"}</td>'
         cells += f'<td class="num">{esc(r["kimg"]) if r["kimg"] is not None else "-"}</td><td>{esc(direction)}</td>'
         body_rows.append(f'<tr>{cells}</tr>')

@@ -40,7 +40,9 @@ def write_run(run_dir, with_metrics=True, with_images=True, with_spectrum=False)
     if with_metrics:
         with open(os.path.join(run_dir, 'metric-fid50k_full.jsonl'), 'w') as f:
             for kimg, fid in [(1, 250.25), (2, 180.5)]:
-                results = dict(fid50k_full=fid, fid50k_full_boot_mean=fid + 4, fid50k_full_ci_low=fid + 3, fid50k_full_ci_high=fid + 5)
+                # The bootstrap keys metrics.bootstrap.summarize() writes.
+                results = {'fid50k_full': fid, 'fid50k_full_boot_mean': fid + 4, 'fid50k_full_boot_p2.5': fid + 3,
+                           'fid50k_full_boot_p97.5': fid + 5, 'fid50k_full_boot_n': 200}
                 f.write(json.dumps(dict(results=results, metric='fid50k_full', total_time=3.0, total_time_str='3s', num_gpus=1,
                                         snapshot_pkl=f'network-snapshot-{kimg:06d}.pkl', timestamp=1.7e9)) + '\n')
             f.write('{"results": {"fid50k_full": 1') # A run killed mid-write leaves a partial line.
@@ -97,6 +99,7 @@ def test_report_metric_table_values_and_bootstrap_interval(tmp_path):
     table = section_html(text, 'metrics')
     assert '180.50' in table and '250.25' not in table  # the latest complete line, not the first
     assert '183.50 - 185.50' in table and '184.50' in table # the 95% interval and the bootstrap mean
+    assert '200 resamples' in table and '>200<' not in table  # the count annotates the interval, is no metric
     assert '0.0625' in table
     assert 'Frechet Inception Distance' in table and 'Kernel Inception Distance' in table
     # EQ-T/EQ-R were not computed: said in words, and the partial jsonl line is reported, not fatal.
