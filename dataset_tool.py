@@ -72,18 +72,23 @@ class Options:
 _open_zips = {}
 
 def _get_zip(path):
-    key = (path, os.getpid())
+    # Keyed by process and by the file's identity, so a replaced zip is never read through a stale handle.
+    st = os.stat(path)
+    key = (path, os.getpid(), st.st_mtime_ns, st.st_size, st.st_ino)
     if key not in _open_zips:
         _open_zips[key] = zipfile.ZipFile(path)
     return _open_zips[key]
 
-def reset_for_tests():
+def _close_zips():
     for z in _open_zips.values():
         try:
             z.close()
         except Exception:
             pass
     _open_zips.clear()
+
+def reset_for_tests():
+    _close_zips()
 
 #----------------------------------------------------------------------------
 # Listing sources.
@@ -138,7 +143,7 @@ def list_zip(path):
     items = []
     for info in infos:
         if _unsafe_member(info.filename):
-            raise click.ClickException(f'{path}: unsafe member name {info.filename!r} (absolute path or "..") ; refusing to read this zip')
+            raise click.ClickException(f'{path}: unsafe member name {info.filename!r} (absolute path or ".."); refusing to read this zip')
         if info.is_dir() or not _is_source_image(info.filename):
             continue
         mode = info.external_attr >> 16
@@ -236,7 +241,7 @@ def decode(data, max_pixels):
     except _Skip:
         raise
     except Image.DecompressionBombError as e:
-        raise _Skip('too_large', str(e).split('.')[0])
+        raise _Skip('too_large', f'decompression-bomb guard: {e}')
     except Exception as e:
         msg = str(e) or type(e).__name__
         raise _Skip('unreadable', f'not a readable image ({msg})')
@@ -574,7 +579,7 @@ def _prepare_items(source, opts, labels, label_format, grades, include_ungradabl
 @click.option('--grades',             help='Keep only these grades, e.g. 1 or 0,1', metavar='LIST')
 @click.option('--include-ungradable', help='Keep photos graded ungradable (DDR grade 5) as class 5', is_flag=True)
 @click.option('--channels',           help='Output channels: RGB, or grayscale (luminance)', type=click.Choice(['rgb', 'gray']), default='rgb', show_default=True)
-@click.option('--min-size',           help='Skip photos whose crop source (FOV diameter with --fundus-crop, else the shorter side) is smaller  [default: half the output width, or 8]', type=click.IntRange(min=1), metavar='PX')
+@click.option('--min-size',           help='Skip photos whose crop source (FOV diameter with --fundus-crop, else the shorter side) is smaller than this; default: half the output width, or 8', type=click.IntRange(min=1), metavar='PX')
 @click.option('--max-pixels',         help='Skip images with more pixels than this (decompression-bomb guard)', type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True, metavar='INT')
 @click.option('--workers',            help='Worker processes', type=click.IntRange(min=1), default=1, show_default=True, metavar='INT')
 @click.option('--overwrite',          help='Replace an existing destination (a folder only if it holds a dataset.json)', is_flag=True)
@@ -601,7 +606,9 @@ def main(source, dest, max_images, transform, resolution, resize_filter, fundus_
     Images are matched to label rows by file name without folder and extension.
 
     The destination also holds dataset_report.json (counts kept and skipped per reason, and every skipped
-    file with its reason) and, for phantoms, phantom_lesions.json (lesion counts per image).
+    file with its reason) and, for phantoms, phantom_lesions.json (lesion counts per image). Rules for
+    unreadable, 16-bit, grayscale, RGBA, CMYK, palette, non-square, tiny and huge images, label files,
+    unsafe zips and symlinks: docs/data.md.
     """
     try:
         _main(source, dest, max_images, transform, resolution, resize_filter, fundus_crop, labels, label_format,
@@ -614,6 +621,8 @@ def main(source, dest, max_images, transform, resolution, resize_filter, fundus_
         if os.environ.get('FUNDUS_DEBUG'):
             raise
         raise click.ClickException(f'internal error: {type(e).__name__}: {e} (set FUNDUS_DEBUG=1 for a traceback)')
+    finally:
+        _close_zips()
 
 def _main(source, dest, max_images, transform, resolution, resize_filter, fundus_crop, labels, label_format, grades,
           include_ungradable, channels, min_size, max_pixels, workers, overwrite, phantom_grades, seed):
