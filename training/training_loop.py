@@ -139,8 +139,8 @@ def run_phase(phase, loss, real_img, real_c, gen_z, gen_c, batch_gpu, cur_nimg, 
         total = sum(out.terms.values())
         _check_finite_loss(phase.name, cur_nimg, out.terms)
         total.div(len(rounds)).backward()
-        for name, value in out.terms.items():
-            totals[name] = totals.get(name, 0.0) + float(value) / len(rounds)
+        for name, value in out.terms.items(): # Logged without the lazy-regularisation gain.
+            totals[name] = totals.get(name, 0.0) + float(value.detach()) / phase.interval / len(rounds)
         if ada is not None and out.real_logits is not None and phase.name in ('Dmain', 'Dboth'):
             ada.accumulate(out.real_logits)
     phase.module.requires_grad_(False)
@@ -468,6 +468,8 @@ def training_loop(
     c.G_opt_kwargs = dnnlib.EasyDict(class_name='torch.optim.Adam', lr=0.0025, betas=(0, 0.99), eps=1e-8) if G_opt_kwargs is None else G_opt_kwargs
     c.D_opt_kwargs = dnnlib.EasyDict(class_name='torch.optim.Adam', lr=0.002, betas=(0, 0.99), eps=1e-8) if D_opt_kwargs is None else D_opt_kwargs
     c.metrics = list(metrics or [])
+    if c.options is None: # Called directly (not through train.py): store what we were given.
+        c.options = json.loads(json.dumps({k: v for k, v in c.items() if k not in ('options', 'progress_fn')}, default=str))
     log_sink = RunLogger(run_dir, rank, tensorboard=tensorboard)
     try:
         with _BackendFlags(c.device, cudnn_benchmark, deterministic), InterruptFlag() as interrupt:
