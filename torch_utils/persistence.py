@@ -392,6 +392,7 @@ def save_network_pkl(path, data):
                             f'which is not a @persistent_class (unwrap DistributedDataParallel / torch.compile first)')
     payload = pickle.dumps(data, protocol=4)
     dnnlib.atomic_write(path, lambda f: f.write(payload))
+    os.chmod(path, 0o644) # The temp file behind atomic_write is created private (0600).
 
 def loads_network_pkl(payload, source='network pickle'):
     """Unpickle bytes with the allow-list; official records stay OfficialRecord objects."""
