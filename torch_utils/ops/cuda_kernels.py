@@ -291,8 +291,25 @@ def _probe_filtered_lrelu(cfg, plugin, ref, device, dtype, gen):
             continue # The plugin declined; the op then takes the generic path, checked below.
         _compare(name, y, y_ref, dtype, problems)
         _compare_signs(name + ' signs', s, s_ref, dtype, problems)
+        # The backward call (docs/kernels.md, "Backward pass"): read mode on the reference's signs.
+        dy = _randn(list(y_ref.shape), dtype, device, gen)
+        bargs = _backward_args(dy, x, y_ref, fu, fd, s_ref, up, down, px0, px1, py0, py1, gain, slope, flip)
+        dx_ref, _, _ = ref.filtered_lrelu(*bargs)
+        dx, _, rc_b = plugin.filtered_lrelu(*bargs)
+        if int(rc_b) != -1:
+            _compare(name + ' backward', dx, dx_ref, dtype, problems)
     problems += _probe_filtered_lrelu_act(gain, slope, clamp, plugin, ref, device, dtype, gen)
     return problems
+
+def _backward_args(dy, x, y, fu, fd, signs, up, down, px0, px1, py0, py1, gain, slope, flip):
+    fuw, fuh, fdw, fdh = fu.shape[-1], fu.shape[0], fd.shape[-1], fd.shape[0]
+    h, w = x.shape[2], x.shape[3]
+    oh, ow = y.shape[2], y.shape[3]
+    empty = torch.empty([0], device=x.device, dtype=x.dtype)
+    return (dy, fd, fu, empty, signs, down, up,
+            fuw + fdw - 2 - px0, w * up - ow * down + px0 - up + 1,
+            fuh + fdh - 2 - py0, h * up - oh * down + py0 - up + 1,
+            px0 - (fuw - 1), py0 - (fuh - 1), gain * up * up / (down * down), slope, -1.0, not flip, False)
 
 def _probe_filtered_lrelu_act(gain, slope, clamp, plugin, ref, device, dtype, gen):
     problems = []
