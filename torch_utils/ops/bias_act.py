@@ -82,12 +82,12 @@ def _check_args(x, b, dim, act, alpha, gain, clamp, impl):
     spec = activation_funcs[act]
     alpha = float(alpha if alpha is not None else spec.def_alpha)
     gain = float(gain if gain is not None else spec.def_gain)
-    clamp = float(clamp if clamp is not None else -1)
     if not np.isfinite(alpha) or not np.isfinite(gain):
         raise ValueError(f'bias_act: alpha and gain must be finite, got alpha={alpha}, gain={gain}')
-    if clamp == -1 or clamp >= 0:
-        return spec, alpha, gain, clamp
-    raise ValueError(f'bias_act: clamp must be None or >= 0, got {clamp}')
+    if clamp is not None and not float(clamp) >= 0:
+        raise ValueError(f'bias_act: clamp must be None or >= 0, got {clamp}')
+    clamp = float(clamp if clamp is not None else -1) # The kernels' convention: negative = no clamp.
+    return spec, alpha, gain, clamp
 
 def _bias_shape(b, ndim, dim):
     return b.reshape([-1 if i == dim else 1 for i in range(ndim)])
@@ -113,7 +113,7 @@ def _first_derivative(act, s, a, alpha):
     if act == 'relu':
         return (a > 0).to(a.dtype)
     if act == 'lrelu':
-        return torch.where(a > 0, 1.0, alpha).to(a.dtype)
+        return torch.where(a > 0, 1.0, a.new_full([], alpha)) # Tensor branch keeps a's dtype.
     if act == 'tanh':
         return 1 - a * a
     if act == 'sigmoid':

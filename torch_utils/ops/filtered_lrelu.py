@@ -74,9 +74,9 @@ def _check_args(x, fu, fd, b, up, down, padding, gain, slope, clamp, impl):
     gain, slope = float(gain), float(slope)
     if not np.isfinite(gain) or not np.isfinite(slope):
         raise ValueError(f'filtered_lrelu: gain and slope must be finite, got gain={gain}, slope={slope}')
-    clamp = -1.0 if clamp is None else float(clamp)
-    if clamp != -1 and not clamp >= 0:
+    if clamp is not None and not float(clamp) >= 0:
         raise ValueError(f'filtered_lrelu: clamp must be None or >= 0, got {clamp}')
+    clamp = -1.0 if clamp is None else float(clamp) # The kernels' convention: negative = no clamp.
     fuw, fuh = _upfirdn2d._get_filter_size(fu)
     fdw, fdh = _upfirdn2d._get_filter_size(fd)
     out_w = _out_len(x.shape[3], up, down, px0, px1, fuw, fdw)
