@@ -71,16 +71,30 @@ def _layout_eye(rng):
 def _inside(p, margin=0.0):
     return p[0] * p[0] + p[1] * p[1] < (FOV_RADIUS - margin) ** 2
 
-def _grow_vessel(rng, start, heading, target, width, kind, depth, out, macula):
-    # Grow one vessel by small steps; the heading relaxes toward `target` with noise, the width tapers,
-    # and side branches start now and then (recursively, up to depth 3).
+def _wrap(a):
+    return (a + math.pi) % (2 * math.pi) - math.pi
+
+def _grow_vessel(rng, start, heading, target, width, kind, depth, out, macula, orbit=None):
+    # Grow one vessel by small steps; the heading relaxes toward a target with noise, the width tapers,
+    # and side branches start now and then (recursively, up to depth 3). With orbit = (R, sigma, sweep)
+    # the target is the tangent of a circle of radius R around the macula (sigma = turning sense), which
+    # draws the temporal arcades; after `sweep` radians around the macula the vessel runs free.
     pts, wid = [start], [width]
     p, h, w, turn_rate = start, heading, width, 0.0
     step = 0.016
+    phi0 = math.atan2(p[1] - macula[1], p[0] - macula[0])
     while w > 0.0022 and _inside(p, 0.01) and len(pts) < 140:
+        if orbit is not None:
+            R, sigma, sweep = orbit
+            phi = math.atan2(p[1] - macula[1], p[0] - macula[0])
+            if abs(_wrap(phi - phi0)) > sweep:
+                orbit, target = None, h
+            else:
+                r = math.hypot(p[0] - macula[0], p[1] - macula[1])
+                target = h + _wrap(phi + sigma * math.pi / 2 + sigma * max(-0.6, min(0.6, 5 * (r - R))) - h)
         # Tortuosity: a slowly varying turn rate on top of the pull toward the target heading.
-        turn_rate = 0.75 * turn_rate + rng.normal(0, 0.06)
-        h += 0.10 * (target - h) + turn_rate
+        turn_rate = 0.7 * turn_rate + rng.normal(0, 0.05)
+        h += (0.25 if orbit is not None else 0.10) * _wrap(target - h) + turn_rate
         p = (p[0] + step * math.cos(h), p[1] + step * math.sin(h))
         # Keep vessels out of the fovea.
         if math.hypot(p[0] - macula[0], p[1] - macula[1]) < 0.07:
@@ -88,7 +102,7 @@ def _grow_vessel(rng, start, heading, target, width, kind, depth, out, macula):
         w *= 0.992
         pts.append(p)
         wid.append(w)
-        if depth < 3 and w > 0.005 and len(pts) > 3 and rng.random() < 0.07:
+        if depth < 3 and w > 0.006 and len(pts) > 4 and rng.random() < 0.055:
             turn = rng.choice([-1.0, 1.0]) * rng.uniform(0.5, 1.1)
             child_h = h + turn
             _grow_vessel(rng, p, child_h, child_h + 0.3 * turn, w * rng.uniform(0.45, 0.7), kind, depth + 1, out, macula)
@@ -99,18 +113,20 @@ def _layout_vessels(rng, side, disc, disc_r, macula):
     # Four arcades (superior/inferior x temporal/nasal), each an artery and a vein. Headings are angles in
     # image coordinates (v grows downward); temporal is toward the macula.
     temporal = 0.0 if side < 0 else math.pi
+    r0 = math.hypot(disc[0] - macula[0], disc[1] - macula[1])
     vessels = []
     for kind, base_w in (('vein', 0.021), ('artery', 0.015)):
-        jitter = 0.15 if kind == 'vein' else -0.15
+        spread = 1.0 if kind == 'vein' else 0.84
         for vert in (-1.0, 1.0):
-            # Temporal arcade: leaves the disc steeply, bends around the macula.
-            h0 = temporal - side * vert * (1.35 + jitter + rng.normal(0, 0.1))
-            tgt = temporal + side * vert * rng.uniform(0.0, 0.25)
-            start = (disc[0] + rng.normal(0, 0.2) * disc_r, disc[1] + vert * rng.uniform(0.1, 0.4) * disc_r)
-            _grow_vessel(rng, start, h0, tgt, base_w * rng.uniform(0.9, 1.1), kind, 0, vessels, macula)
+            # Temporal arcade: leaves the disc vertically and circles the macula.
+            sigma = side * vert
+            start = (disc[0] + rng.normal(0, 0.12) * disc_r, disc[1] + vert * rng.uniform(0.0, 0.2) * disc_r)
+            h0 = -math.pi / 2 * (-vert) + rng.normal(0, 0.1) if vert > 0 else -math.pi / 2 + rng.normal(0, 0.1)
+            orbit = (r0 * spread * rng.uniform(0.93, 1.0), sigma, rng.uniform(1.7, 2.2))
+            _grow_vessel(rng, start, h0, h0, base_w * rng.uniform(0.9, 1.1), kind, 0, vessels, macula, orbit)
             # Nasal branch: thinner, heads away from the macula.
             nasal = temporal + math.pi
-            hn = nasal + side * vert * (0.8 + jitter + rng.normal(0, 0.15))
+            hn = nasal + side * vert * (0.8 + (0.15 if kind == 'vein' else -0.15) + rng.normal(0, 0.15))
             tn = nasal + side * vert * 0.3
             _grow_vessel(rng, start, hn, tn, 0.75 * base_w * rng.uniform(0.9, 1.1), kind, 1, vessels, macula)
     return vessels
@@ -169,6 +185,7 @@ class _Canvas:
         self.res, self.ss = res, ss
         self.img = Image.new('L', (res * ss, res * ss), 0)
         self.draw = ImageDraw.Draw(self.img)
+        self.used = False
 
     def xy(self, p):
         n = self.res * self.ss
@@ -178,25 +195,32 @@ class _Canvas:
         return r * 0.5 * self.res * self.ss
 
     def disc(self, p, r, value=255):
+        self.used = True
         x, y = self.xy(p)
         s = max(self.scale(r), 0.5)
         self.draw.ellipse([x - s, y - s, x + s, y + s], fill=value)
 
     def line(self, p, q, w, value=255):
+        self.used = True
         width = max(1, int(round(self.scale(w))))
         self.draw.line([self.xy(p), self.xy(q)], fill=value, width=width)
-        self.disc(q, w / 2, value)
+        if width > 2: # Round joints, as wide as the line.
+            x, y = self.xy(q)
+            c = (width - 1) / 2
+            self.draw.ellipse([x - c, y - c, x + c, y + c], fill=value)
 
     def coverage(self, blur=0.0):
+        if not self.used:
+            return np.zeros((self.res, self.res), dtype=np.float32)
         img = self.img
-        if blur > 0:
+        if self.scale(blur) >= 0.5:
             img = img.filter(ImageFilter.GaussianBlur(self.scale(blur)))
         if self.ss > 1:
             img = img.reduce(self.ss)
         return np.asarray(img, dtype=np.float32) * (1 / 255)
 
 def _supersampling(res):
-    return 2 if res >= 256 else min(8, int(math.ceil(512 / res)))
+    return 2 if res >= 256 else 4
 
 def _smooth_noise(rng, cells, res):
     # Low-frequency noise: a cells x cells normal grid, bicubic upsampled to res x res, roughly unit std.
@@ -261,7 +285,8 @@ def _draw_vessels(vessels, res, ss):
     for w, kind, p, q in segs:
         value = int(round(255 * min(1.0, 0.45 + 0.55 * w / 0.015)))
         canvases[kind].line(p, q, w, value)
-    return canvases['artery'].coverage(), canvases['vein'].coverage()
+    # A slight blur hides the width steps of the integer line widths.
+    return canvases['artery'].coverage(blur=0.0015), canvases['vein'].coverage(blur=0.0015)
 
 def _draw_lesions(lesions, res, ss):
     red, ex, cws, nv = (_Canvas(res, ss) for _ in range(4))
@@ -345,18 +370,18 @@ def phantom_seed(idx, seed=0):
     """The render seed of phantom number `idx` in a dataset built with `seed`."""
     return np.random.default_rng([int(seed), int(idx), 2])
 
-def make_grid(resolution=128, grades=(0, 1, 2, 3, 4), seeds=(0, 1, 2, 3), label=True):
+def make_grid(resolution=128, grades=(0, 1, 2, 3, 4), seeds=(0, 1, 2, 3), label=True, gap=2):
     """A grid image: one row per grade, one column per seed; the grade is written in the left margin."""
-    rows, cols = len(grades), len(seeds)
-    margin = 22 if label else 0
-    grid = Image.new('RGB', (margin + cols * resolution, rows * resolution), (255, 255, 255))
+    margin = 52 if label else 0
+    step = resolution + gap
+    grid = Image.new('RGB', (margin + len(seeds) * step - gap, len(grades) * step - gap), (255, 255, 255))
     draw = ImageDraw.Draw(grid)
     for i, g in enumerate(grades):
         for j, s in enumerate(seeds):
             img, _ = render(resolution, g, s)
-            grid.paste(Image.fromarray(img), (margin + j * resolution, i * resolution))
+            grid.paste(Image.fromarray(img), (margin + j * step, i * step))
         if label:
-            draw.text((3, i * resolution + resolution // 2 - 6), f'G{g}', fill=(0, 0, 0))
+            draw.text((4, i * step + resolution // 2 - 6), f'grade {g}', fill=(0, 0, 0))
     return grid
 
 #----------------------------------------------------------------------------
