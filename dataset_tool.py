@@ -182,17 +182,21 @@ def read_source_labels(kind, path):
 # Decoding: any PIL-readable photo -> uint8 [H, W, 3] RGB, with notes on what was converted.
 
 def _read_bytes(opts, item):
-    if opts.source_kind == 'dir':
-        size = os.path.getsize(item.ref)
-        if size > MAX_FILE_BYTES:
-            raise _Skip('too_large', f'file is {size} bytes')
-        with open(item.ref, 'rb') as f:
-            return f.read()
-    z = _get_zip(opts.source_path)
-    info = z.getinfo(item.ref)
-    if info.file_size > MAX_FILE_BYTES:
-        raise _Skip('too_large', f'member is {info.file_size} bytes uncompressed')
-    return z.read(item.ref)
+    try:
+        if opts.source_kind == 'dir':
+            size = os.path.getsize(item.ref)
+            if size > MAX_FILE_BYTES:
+                raise _Skip('too_large', f'file is {size} bytes')
+            with open(item.ref, 'rb') as f:
+                return f.read()
+        z = _get_zip(opts.source_path)
+        info = z.getinfo(item.ref)
+        if info.file_size > MAX_FILE_BYTES:
+            raise _Skip('too_large', f'member is {info.file_size} bytes uncompressed')
+        return z.read(item.ref)
+    except (OSError, zipfile.BadZipFile, RuntimeError, NotImplementedError) as e:
+        # Permissions, I/O errors, corrupt or encrypted zip members.
+        raise _Skip('unreadable', f'cannot read ({getattr(e, "strerror", None) or e})')
 
 def _to_rgb(img, notes):
     # Apply the conversion rules (docs/data.md): 16-bit -> 8-bit, palette/CMYK/YCbCr -> RGB, alpha ->

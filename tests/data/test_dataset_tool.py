@@ -403,3 +403,24 @@ def test_help_matches_docs():
         assert r.output == f.read()
 
 #----------------------------------------------------------------------------
+
+def test_file_vanishing_before_read_is_unreadable(tmp_path):
+    opts = dataset_tool.Options(source_kind='dir', source_path=str(tmp_path))
+    res = dataset_tool.process_item(opts, dataset_tool.Item(name='gone.png', ref=str(tmp_path / 'gone.png')))
+    assert res['status'] == 'skip' and res['reason'] == 'unreadable' and 'No such file' in res['detail']
+
+def test_corrupt_zip_member_is_unreadable(tmp_path, out, rng):
+    good = helpers.png_bytes(helpers.random_image(rng, 8, 8))
+    bad = helpers.png_bytes(helpers.random_image(rng, 8, 8))
+    src = tmp_path / 'c.zip'
+    with zipfile.ZipFile(src, 'w') as z:
+        z.writestr('a.png', good)
+        z.writestr('b.png', bad)
+    data = bytearray(src.read_bytes())
+    i = data.find(bad[-40:-20]) # Flip bytes inside b.png's stored data: its CRC check fails.
+    data[i:i + 4] = b'\0\0\0\0' if data[i:i + 4] != b'\0\0\0\0' else b'\1\1\1\1'
+    src.write_bytes(bytes(data))
+    r = run('--source', src, '--dest', out / 'c_out.zip')
+    assert r.exit_code == 0, r.output
+    s = read_zip(out / 'c_out.zip')[2]['skipped_files']
+    assert s == [dict(file='b.png', reason='unreadable', detail=s[0]['detail'])] and 'CRC' in s[0]['detail']
