@@ -40,9 +40,14 @@ DEFAULT_MAX_PIXELS = 89_478_485     # PIL's decompression-bomb warning level (ab
 MAX_FILE_BYTES = 1 << 30            # Larger files are not read (too_large).
 
 class _Skip(Exception):
+    # This file is left out, for `reason` (one of SKIP_REASONS).
     def __init__(self, reason, detail):
         super().__init__(detail)
         self.reason, self.detail = reason, detail
+
+class _Stop(Exception):
+    # This file stops the whole run; the message is prefixed with the file name.
+    pass
 
 @dataclasses.dataclass
 class Item:
@@ -293,8 +298,8 @@ def transform(arr, opts):
         return canvas
     if W is not None:
         if w != h:
-            raise click.ClickException(f'{{name}}: image is {w}x{h}, not square; pass --transform=center-crop, '
-                                       f'--transform=center-crop-wide or --fundus-crop')
+            raise _Stop(f'image is {w}x{h}, not square; pass --transform=center-crop, '
+                        f'--transform=center-crop-wide or --fundus-crop')
         return _resize(arr, W, H, opts)
     return arr
 
@@ -325,8 +330,8 @@ def process_item(opts, item):
     except _Skip as e:
         res.update(status='skip', reason=e.reason, detail=e.detail)
         return res
-    except click.ClickException as e:
-        res.update(status='error', detail=e.message.replace('{name}', item.name))
+    except _Stop as e:
+        res.update(status='error', detail=f'{item.name}: {e}')
         return res
     res.update(status='ok', png=_encode_png(out, opts.channels), size=(out.shape[1], out.shape[0]), notes=notes)
     return res

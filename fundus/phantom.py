@@ -121,7 +121,7 @@ def _layout_vessels(rng, side, disc, disc_r, macula):
             # Temporal arcade: leaves the disc vertically and circles the macula.
             sigma = side * vert
             start = (disc[0] + rng.normal(0, 0.12) * disc_r, disc[1] + vert * rng.uniform(0.0, 0.2) * disc_r)
-            h0 = -math.pi / 2 * (-vert) + rng.normal(0, 0.1) if vert > 0 else -math.pi / 2 + rng.normal(0, 0.1)
+            h0 = vert * math.pi / 2 + rng.normal(0, 0.1)
             orbit = (r0 * spread * rng.uniform(0.93, 1.0), sigma, rng.uniform(1.7, 2.2))
             _grow_vessel(rng, start, h0, h0, base_w * rng.uniform(0.9, 1.1), kind, 0, vessels, macula, orbit)
             # Nasal branch: thinner, heads away from the macula.
