@@ -37,7 +37,7 @@ def retina_batch():
     blurred = torch.nn.functional.avg_pool2d(ref, 3, stride=1, padding=1)
     return ref, noisy, blurred
 
-@pytest.mark.parametrize('net', ['alex', 'vgg'])
+@pytest.mark.parametrize('net', ['alex', pytest.param('vgg', marks=pytest.mark.slow)]) # vgg: 5-11 s (torchvision VGG16 init).
 def test_lpips_equals_package(net, retina_batch):
     ours = lpips_lib.LPIPS(net=net)
     oracle = _oracle(net, ours)
