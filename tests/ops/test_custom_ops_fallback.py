@@ -2,8 +2,7 @@
 # failed build warns once and falls back, strict mode raises, and a wrong kernel is caught by the
 # self-check with its numbers (docs/cuda.md).
 
-import os
-import subprocess
+import importlib
 import sys
 import warnings
 
@@ -17,31 +16,31 @@ from torch_utils.ops import cuda_kernels
 from torch_utils.ops import filtered_lrelu as flrelu_mod
 from torch_utils.ops import upfirdn2d as upfirdn2d_mod
 
-_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 _UPFIRDN_CONFIG = dict(upx=2, upy=2, downx=1, downy=1, padx0=2, padx1=1, pady0=2, pady1=1, flip=False, gain=4.0,
                        fh=4, fw=4)
 _ALWAYS_CUDA = lambda device: True # Pretend the (CPU) device is a GPU, so select_kernel consults the plugin.
 
 #----------------------------------------------------------------------------
 
-def test_ops_import_without_cuda_and_never_compile():
-    # A fresh interpreter with no CUDA_HOME and a cpp_extension.load that raises: every module imports.
-    code = '\n'.join([
-        'import torch.utils.cpp_extension as ce',
-        'def boom(*a, **k): raise AssertionError("compiled at import")',
-        'ce.load = boom',
-        'import torch_utils.custom_ops, torch_utils.ops.cuda_kernels, torch_utils.ops.compile_check',
-        'import torch_utils.ops.upfirdn2d, torch_utils.ops.bias_act, torch_utils.ops.filtered_lrelu',
-        'import torch_utils.custom_ops as co',
-        'assert co.built_plugins() == [], co.built_plugins()',
-        'print("imported")',
-    ])
-    env = {k: v for k, v in os.environ.items() if k not in ('CUDA_HOME', 'CUDA_PATH')}
-    proc = subprocess.run([sys.executable, '-c', code], cwd=_REPO, env=env, capture_output=True, text=True,
-                          timeout=60, check=False)
-    assert proc.returncode == 0, proc.stderr
-    assert 'imported' in proc.stdout
+_OP_MODULES = ['torch_utils.custom_ops', 'torch_utils.ops.cuda_kernels', 'torch_utils.ops.compile_check',
+               'torch_utils.ops.upfirdn2d', 'torch_utils.ops.bias_act', 'torch_utils.ops.filtered_lrelu']
+
+def test_ops_import_without_cuda_and_never_compile(monkeypatch):
+    # Fresh copies of every module (in this process: no second torch import), with no CUDA_HOME and a
+    # cpp_extension.load that raises. monkeypatch restores the original modules afterwards.
+    from torch.utils import cpp_extension
+    calls = []
+    def load(*args, **kwargs):
+        calls.append(kwargs.get('name'))
+        raise AssertionError('compiled at import')
+    monkeypatch.setattr(cpp_extension, 'load', load)
+    monkeypatch.delenv('CUDA_HOME', raising=False)
+    monkeypatch.delenv('CUDA_PATH', raising=False)
+    for name in [n for n in sys.modules if n == 'torch_utils' or n.startswith('torch_utils.')]:
+        monkeypatch.delitem(sys.modules, name)
+    fresh = [importlib.import_module(name) for name in _OP_MODULES]
+    assert calls == []
+    assert fresh[0] is not custom_ops and fresh[0].built_plugins() == []
 
 def _failing_build(monkeypatch, calls):
     from torch.utils import cpp_extension

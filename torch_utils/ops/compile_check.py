@@ -39,7 +39,7 @@ import sys
 from torch_utils import custom_ops
 from torch_utils.ops import cuda_kernels as ck
 m = custom_ops.get_plugin(ck.PLUGIN_NAME, ck.PLUGIN_SOURCES, ck.PLUGIN_HEADERS, source_dir=ck.SOURCE_DIR,
-                          verbose=True, extra_cuda_cflags=ck.PLUGIN_CUDA_FLAGS)
+                          verbose=True, extra_cflags=ck.PLUGIN_CFLAGS, extra_cuda_cflags=ck.PLUGIN_CUDA_FLAGS)
 print('ENTRY_POINTS=' + ','.join(sorted(n for n in dir(m) if not n.startswith('_'))))
 print('MODULE_FILE=' + m.__file__)
 '''
@@ -85,6 +85,17 @@ def expected_archs(arch_list):
 
 #----------------------------------------------------------------------------
 
+def _flags():
+    from torch_utils.ops import cuda_kernels as ck
+    return dict(cflags=list(ck.PLUGIN_CFLAGS), cuda_cflags=list(ck.PLUGIN_CUDA_FLAGS))
+
+def _read_stamp(path):
+    try:
+        with open(path, encoding='utf-8') as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
 def _check_environment():
     cuda_home = os.environ.get('CUDA_HOME') or '/usr/local/cuda'
     nvcc = os.path.join(cuda_home, 'bin', 'nvcc')
@@ -121,10 +132,9 @@ def main(argv=None):
     if args.force and os.path.isdir(build_dir):
         shutil.rmtree(build_dir)
 
-    # Cache hit: this exact source tree already passed, for these archs.
-    if os.path.isfile(stamp):
-        with open(stamp, encoding='utf-8') as f:
-            record = json.load(f)
+    # Cache hit: this exact source tree (the directory name) already passed with these flags.
+    record = _read_stamp(stamp)
+    if record is not None and record.get('flags') == _flags():
         print(f'compile_check: OK (cached): {build_dir} passed on {record["date"]}, '
               f'compiled in {record["seconds"]:.1f} s; archs {",".join(record["archs"])}')
         return 0
@@ -144,6 +154,7 @@ def main(argv=None):
     if archs != want:
         _fail(f'nvcc targets {archs}, expected {want} from TORCH_CUDA_ARCH_LIST')
     record = dict(date=datetime.datetime.now().isoformat(timespec='seconds'), seconds=round(seconds, 1), archs=archs,
+                  flags=_flags(),
                   justified=[line.strip() for line in log.splitlines() if re.search('warning', line, re.IGNORECASE)])
     with open(stamp + '.tmp', 'w', encoding='utf-8') as f:
         json.dump(record, f, indent=2)

@@ -32,7 +32,8 @@ from .. import custom_ops
 PLUGIN_NAME = 'fundus_ops_plugin'
 PLUGIN_SOURCES = ['fundus_ops.cpp', 'upfirdn2d.cu', 'bias_act.cu', 'filtered_lrelu.cu']
 PLUGIN_HEADERS = ['fundus_ops.h', 'fundus_kernels.h']
-PLUGIN_CUDA_FLAGS = ['--use_fast_math', '-Xcudafe', '--display_error_number']
+PLUGIN_CFLAGS = ['-Wall', '-Wextra']   # compile_check fails on any warning these produce.
+PLUGIN_CUDA_FLAGS = ['--use_fast_math', '-Xcudafe', '--display_error_number', '-Xcompiler', '-Wall']
 SOURCE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 # Self-check tolerances: max |plugin - reference| <= RTOL[dtype] * max(|reference|, 1).
@@ -79,7 +80,7 @@ def testing_hooks(plugin_loader=None, device_check=None):
 def load_cuda_plugin():
     """The built plugin module, or None after one warning if it cannot be built (strict mode raises)."""
     return custom_ops.load_plugin(PLUGIN_NAME, PLUGIN_SOURCES, PLUGIN_HEADERS, source_dir=SOURCE_DIR,
-                                  extra_cuda_cflags=PLUGIN_CUDA_FLAGS)
+                                  extra_cflags=PLUGIN_CFLAGS, extra_cuda_cflags=PLUGIN_CUDA_FLAGS)
 
 def _is_cuda_device(device):
     return torch.device(device).type == 'cuda' and torch.cuda.is_available()
