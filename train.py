@@ -271,6 +271,8 @@ def _subprocess_fn(rank, c, temp_dir):
     device = c.device
     if device == 'cuda':
         device = f'cuda:{distributed.get_local_rank() if distributed.launched_by_torchrun() else rank}'
+    if c.num_gpus > 1 and device == 'cpu': # Share the cores instead of oversubscribing them.
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // c.num_gpus))
     if c.num_gpus > 1:
         init_method = None if distributed.launched_by_torchrun() else 'file://' + os.path.abspath(os.path.join(temp_dir, '.torch_distributed_init'))
         if distributed.launched_by_torchrun() and int(os.environ['WORLD_SIZE']) != c.num_gpus:

@@ -1,0 +1,82 @@
+# train.py: --help equals the committed docs, --dry-run constructs every object for every --cfg, option
+# checks raise errors that name the option, and the resolved configuration follows NVIDIA's presets.
+
+import json
+import os
+
+import click
+import pytest
+import torch
+from click.testing import CliRunner
+
+import train
+from tests.support import write_help_docs
+from tests.training import helpers
+
+#----------------------------------------------------------------------------
+
+def test_help_matches_committed_docs():
+    with open(os.path.join(helpers.ROOT, 'docs', 'train-help.txt')) as f:
+        assert write_help_docs.help_text('train.py') == f.read()
+
+@pytest.mark.parametrize('cfg', ['stylegan3-t', 'stylegan3-r', 'stylegan2'])
+def test_dry_run_constructs_every_object_for_every_cfg(tmp_path, cfg):
+    c = helpers.tiny_config(helpers.make_dataset(str(tmp_path)), cfg=cfg)
+    c.G_opt_kwargs.betas = (0, 0.99) # Int and float mixed, as NVIDIA writes it: must still construct.
+    objs = train.construct_objects(c)
+    assert objs.G.img_resolution == 16 and objs.D.img_resolution == 16
+    assert isinstance(objs.G_opt, torch.optim.Adam) and isinstance(objs.D_opt, torch.optim.Adam)
+    assert objs.augment_pipe is not None and type(objs.loss).__name__ == 'StyleGAN2Loss'
+    img = objs.G(torch.zeros([2, objs.G.z_dim]), torch.zeros([2, 0]))
+    assert objs.D(img, torch.zeros([2, 0])).shape == (2, 1)
+    if cfg == 'stylegan3-r':
+        assert objs.loss.blur_init_sigma == 10
+
+def test_resolved_config_follows_presets(tmp_path):
+    data = helpers.make_dataset(str(tmp_path))
+    c = train.make_config(cfg='stylegan3-r', data=data, gpus=2, batch=32, gamma=8, metrics='none', device='cpu')
+    assert c.G_kwargs.channel_base == 65536 and c.D_kwargs.channel_base == 32768
+    assert c.G_kwargs.conv_kernel == 1 and c.G_kwargs.use_radial_filters
+    assert c.loss_kwargs.blur_fade_kimg == 200 and c.batch_gpu == 16
+    assert c.G_kwargs.magnitude_ema_beta == pytest.approx(0.5 ** (32 / 20000))
+    assert c.G_opt_kwargs.lr == 0.0025 and tuple(c.G_opt_kwargs.betas) == (0, 0.99)
+    assert c.ema_kimg == 10 and c.ada_target == 0.6 and c.augment_kwargs.hue == 1
+    assert c.desc == 'stylegan3-r-data-gpus2-batch32-gamma8'
+    c = train.make_config(cfg='stylegan2', data=data, gpus=1, batch=8, gamma=1, metrics='none', device='cpu',
+                          aug='fixed', p=0.3, augpipe='fundus', resume='x.pkl')
+    assert c.G_reg_interval == 4 and c.loss_kwargs.pl_weight == 2 and c.G_kwargs.mapping_kwargs.num_layers == 8
+    assert c.augment_p == 0.3 and c.ada_target is None and 'hue' not in c.augment_kwargs
+    assert c.resume_pkl == 'x.pkl' and c.ada_kimg == 100 and c.ema_rampup is None
+    json.dumps(c) # The whole configuration is JSON-serialisable.
+
+@pytest.mark.parametrize('args, option', [
+    (['--batch=6', '--gpus=4'], '--batch=6'),
+    (['--batch=8', '--batch-gpu=2'], '--batch-gpu=2'),
+    (['--metrics=not_a_metric'], '--metrics'),
+    (['--cond=1'], '--data'),
+])
+def test_bad_options_name_the_option(tmp_path, args, option):
+    data = helpers.make_dataset(str(tmp_path))
+    base = {'--outdir': str(tmp_path / 'runs'), '--cfg': 'stylegan2', '--data': data, '--gpus': '1', '--batch': '8', '--gamma': '1', '--device': 'cpu'}
+    for a in args:
+        k, v = a.split('=')
+        base[k] = v
+    result = CliRunner().invoke(train.main, [f'{k}={v}' for k, v in base.items()] + ['--dry-run'])
+    assert result.exit_code != 0
+    assert option in result.output
+    assert 'Traceback' not in result.output
+
+def test_cli_dry_run_prints_options_and_constructed_objects(tmp_path):
+    data = helpers.make_dataset(str(tmp_path))
+    args = [f'--outdir={tmp_path}/runs', '--cfg=stylegan2', f'--data={data}', '--gpus=1', '--batch=4', '--gamma=1',
+            '--cbase=256', '--cmax=32', '--map-depth=2', '--metrics=none', '--device=cpu', '--fp32=1', '-n']
+    result = CliRunner().invoke(train.main, args)
+    assert result.exit_code == 0, result.output
+    assert '"r1_gamma": 1.0' in result.output and 'Constructed G: Generator' in result.output
+    assert not os.path.exists(tmp_path / 'runs')
+
+def test_resume_state_rejects_changed_training_options(tmp_path):
+    result = CliRunner().invoke(train.main, [f'--resume={tmp_path}', '--gamma=3'])
+    assert result.exit_code != 0 and '--gamma' in result.output
+
+#----------------------------------------------------------------------------
