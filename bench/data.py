@@ -56,6 +56,27 @@ def bench_loader(path, epochs, workers):
             n += x.shape[0]
     return plain, n / (time.perf_counter() - t0)
 
+def bench_stages(photo, reps=5):
+    # Median milliseconds per stage for one 1411x1411 JPEG, in this process (one core).
+    import dataset_tool
+    from fundus import preprocess
+    with open(photo, 'rb') as f:
+        data = f.read()
+    stages = dict(decode=[], detect_fov=[], crop_resize=[], encode_png=[])
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        arr, _ = dataset_tool.decode(data, dataset_tool.DEFAULT_MAX_PIXELS)
+        t1 = time.perf_counter()
+        fov = preprocess.detect_fov(arr)
+        t2 = time.perf_counter()
+        out = preprocess.crop_to_fov(arr, 512, fov=fov)
+        t3 = time.perf_counter()
+        dataset_tool._encode_png(out, 'rgb')
+        t4 = time.perf_counter()
+        for k, a, b in (('decode', t0, t1), ('detect_fov', t1, t2), ('crop_resize', t2, t3), ('encode_png', t3, t4)):
+            stages[k].append(b - a)
+    return {k: round(1000 * float(np.median(v)), 1) for k, v in stages.items()}
+
 def bench_phantom(res, reps):
     from fundus import phantom
     phantom.render(res, 4, 0)
@@ -85,6 +106,7 @@ def main(num, workers, epochs):
             photos=num, workers=workers, cpu_count=os.cpu_count(),
             tool_seconds=round(tool_s, 2), tool_images_per_s=round(num / tool_s, 2),
             loader_images_per_s_in_process=round(plain, 1), loader_images_per_s_dataloader=round(loader, 1),
+            stage_ms=bench_stages(os.path.join(src, 'photo0000.jpg')),
             phantom_seconds={str(r): round(bench_phantom(r, 5), 4) for r in (64, 256, 512)},
             load_average=[round(x, 2) for x in os.getloadavg()],
         )
