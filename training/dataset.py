@@ -240,7 +240,7 @@ class ImageFolderDataset(Dataset):
                                f'was requested')
         super().__init__(name=name, raw_shape=raw_shape, **super_kwargs)
         if self._use_labels:
-            self._get_raw_labels() # Fail now, not in a DataLoader worker.
+            self._get_raw_labels() # A malformed dataset.json fails now, not in a DataLoader worker.
 
     @staticmethod
     def _list_folder(root):
@@ -309,8 +309,7 @@ class ImageFolderDataset(Dataset):
         meta = self._read_dataset_json()
         labels = meta.get('labels') if isinstance(meta, dict) else None
         if labels is None:
-            raise DatasetError(f'{self._path}: labels were requested (--cond=True), but the dataset has no labels '
-                               f'(dataset.json missing or "labels": null); build it with dataset_tool.py --labels=FILE')
+            return None # No labels: zero-length label vectors, as upstream; check_labels() turns --cond into an error.
         if not isinstance(labels, list):
             raise DatasetError(f'{self._path}: dataset.json: "labels" must be a list of [path, label] pairs')
         table = {}
