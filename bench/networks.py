@@ -1,0 +1,113 @@
+# Network speed: generator forward, generator forward+backward and discriminator forward+backward at full
+# size (train.py defaults), in images/s, plus the modulated convolutions of stylegan3-t alone (the floor
+# that filtering cannot beat). Results go to docs/benchmarks.md ("Networks").
+#
+#     .venv/bin/python bench/networks.py --quick                  # stylegan3-t 256, G forward + floor
+#     .venv/bin/python bench/networks.py --cfg=stylegan3-t --res=256,512 --reps=3
+
+import os
+import sys
+import time
+
+import click
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from training import networks_stylegan2 # pylint: disable=wrong-import-position
+from training import networks_stylegan3 # pylint: disable=wrong-import-position
+
+#----------------------------------------------------------------------------
+
+def build_networks(cfg, res, device):
+    common = dict(z_dim=512, c_dim=0, w_dim=512, img_resolution=res, img_channels=3, num_fp16_res=4, conv_clamp=256)
+    if cfg == 'stylegan2':
+        G = networks_stylegan2.Generator(**common, mapping_kwargs=dict(num_layers=8), fused_modconv_default='inference_only')
+    else:
+        extra = dict(channel_base=65536, channel_max=1024, conv_kernel=1, use_radial_filters=True) if cfg == 'stylegan3-r' else dict()
+        G = networks_stylegan3.Generator(**common, mapping_kwargs=dict(num_layers=2), magnitude_ema_beta=0.5 ** (32 / 20000), **extra)
+    D = networks_stylegan2.Discriminator(c_dim=0, img_resolution=res, img_channels=3, num_fp16_res=4, conv_clamp=256,
+                                         epilogue_kwargs=dict(mbstd_group_size=4))
+    return G.to(device), D.to(device)
+
+def _sync(device):
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+def time_call(fn, device, reps, warmup=1):
+    """Median and min wall time of fn() over reps runs after warmup runs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        _sync(device)
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times)), float(np.min(times))
+
+def modconv_floor(G, batch, device, reps):
+    # Time only the modulated convolutions of every synthesis layer, with inputs of the real shapes.
+    g = torch.Generator(device=device).manual_seed(0)
+    cases = []
+    for name in G.synthesis.layer_names:
+        L = getattr(G.synthesis, name)
+        x = torch.randn([batch, L.in_channels, int(L.in_size[1]), int(L.in_size[0])], device=device, generator=g)
+        s = torch.randn([batch, L.in_channels], device=device, generator=g)
+        cases.append((L, x, s))
+    def run():
+        with torch.no_grad():
+            for L, x, s in cases:
+                networks_stylegan3.modulated_conv2d(x, L.weight, s, demodulate=not L.is_torgb, padding=L.conv_kernel - 1,
+                                                    input_gain=L.magnitude_ema.rsqrt())
+    return time_call(run, device, reps)
+
+#----------------------------------------------------------------------------
+
+@click.command()
+@click.option('--cfg',    help='Comma list of configs: stylegan3-t, stylegan3-r, stylegan2', default='stylegan3-t,stylegan3-r,stylegan2', show_default=True)
+@click.option('--res',    help='Comma list of resolutions', default='256,512', show_default=True)
+@click.option('--batch',  help='Batch size', type=click.IntRange(min=1), default=4, show_default=True)
+@click.option('--reps',   help='Timed repetitions per measurement (after 1 warm-up)', type=click.IntRange(min=1), default=3, show_default=True)
+@click.option('--device', help='torch device', default='cpu', show_default=True)
+@click.option('--threads',help='torch CPU threads (0 = leave as is)', type=click.IntRange(min=0), default=2, show_default=True)
+@click.option('--quick',  help='Only stylegan3-t 256: G forward and the modulated-conv floor, 1 rep', is_flag=True)
+def main(cfg, res, batch, reps, device, threads, quick):
+    """Time G forward, G forward+backward and D forward+backward (images/s)."""
+    device = torch.device(device)
+    if threads:
+        torch.set_num_threads(threads)
+    cfgs = ['stylegan3-t'] if quick else cfg.split(',')
+    resolutions = [256] if quick else [int(r) for r in res.split(',')]
+    reps = 1 if quick else reps
+    print(f'# torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, batch {batch}, '
+          f'load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}')
+    print('| Config | Res | Measurement | median s | min s | images/s |')
+    print('|---|---|---|---:|---:|---:|')
+    for c in cfgs:
+        for r in resolutions:
+            torch.manual_seed(0)
+            G, D = build_networks(c, r, device)
+            G.eval()
+            D.eval()
+            z = torch.randn([batch, G.z_dim], device=device)
+            img = torch.randn([batch, 3, r, r], device=device)
+            def row(what, t):
+                print(f'| {c} | {r} | {what} | {t[0]:.3f} | {t[1]:.3f} | {batch / t[0]:.3f} |', flush=True)
+            with torch.no_grad():
+                row('G forward', time_call(lambda: G(z, None, noise_mode='const'), device, reps))
+            if c.startswith('stylegan3') and r == 256 or quick:
+                row('modulated convs only (floor)', modconv_floor(G, batch, device, reps))
+            if quick:
+                continue
+            row('G forward+backward', time_call(lambda: G(z, None).square().sum().backward(), device, reps))
+            with torch.no_grad():
+                row('D forward', time_call(lambda: D(img, None), device, reps))
+            row('D forward+backward', time_call(lambda: D(img, None).sum().backward(), device, reps))
+
+if __name__ == '__main__':
+    main() # pylint: disable=no-value-for-parameter
+
+#----------------------------------------------------------------------------
