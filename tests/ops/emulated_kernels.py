@@ -116,13 +116,13 @@ class EmulatedKernel:
 
     def filtered_lrelu(self, x, fu, fd, b, si, up, down, px0, px1, py0, py1, sx, sy, gain, slope, clamp,
                        flip_filter, write_signs):
-        fu2 = torch.outer(fu, fu) if fu.ndim == 1 else fu.contiguous()
-        fd2 = torch.outer(fd, fd) if fd.ndim == 1 else fd.contiguous()
+        fu2, fd2 = fu.contiguous(), fd.contiguous() # 1-D = separable: two 1-D passes in the kernel.
+        fuh, fuw, fdh, fdw = fu2.shape[0], fu2.shape[-1], fd2.shape[0], fd2.shape[-1]
         n, c, h, w = x.shape
-        a_w = w * up + px0 + px1 - fu2.shape[1] + 1
-        a_h = h * up + py0 + py1 - fu2.shape[0] + 1
-        out_w = (a_w - fd2.shape[1] + down) // down
-        out_h = (a_h - fd2.shape[0] + down) // down
+        a_w = w * up + px0 + px1 - fuw + 1
+        a_h = h * up + py0 + py1 - fuh + 1
+        out_w = (a_w - fdw + down) // down
+        out_h = (a_h - fdh + down) // down
         empty_u8 = torch.empty([0], dtype=torch.uint8)
         if x.dtype == torch.float64 or min(a_w, a_h, out_w, out_h) < 1:
             return torch.empty([0], dtype=x.dtype), empty_u8, -1
@@ -137,8 +137,8 @@ class EmulatedKernel:
         count = torch.zeros([max(so.numel(), 1)], dtype=torch.int32)
         plan = (ctypes.c_int64 * 5)()
         ip = [n, c, h, w, out_h, out_w, *x.stride(), *y.stride(), b.stride(0) if b.numel() else 0,
-              *fu2.shape, *fd2.shape, up, down, px0, py0, a_h, a_w, int(flip_filter), mode, sx, sy, sh, swb,
-              self.smem_limit, self.threads]
+              fuh, fuw, fdh, fdw, up, down, px0, py0, a_h, a_w, int(flip_filter), mode, sx, sy, sh, swb,
+              self.smem_limit, self.threads, int(fu2.ndim == 1), int(fd2.ndim == 1)]
         rc = self.lib.emu_filtered_lrelu(_dtype_code(x), _i64(ip), _f64([gain, slope, clamp, up * up]), _ptr(x),
                                          _ptr(fu2), _ptr(fd2), _ptr(b), _ptr(si.contiguous()), _ptr(so), _ptr(y),
                                          ctypes.c_void_p(count.data_ptr()), plan)

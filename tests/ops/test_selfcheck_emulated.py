@@ -116,6 +116,8 @@ _FLRELU_CASES = [
     (1, 2, (1, 2, 2, 1), [1, 1], [5, 4], 0.5, True),
     (4, 2, (9, 8, 9, 8), [12], [8], 0.8, False),          # stylegan3-like up=4 / down=2
     (2, 4, (-1, 3, 2, 0), [4, 5], [8, 7], -1.0, True),    # crop, odd/asymmetric filters
+    (2, 2, (4, 3, 4, 3), [6], [5, 5], 0.5, True),         # 1-D fu, 2-D fd
+    (2, 2, (3, 3, 3, 3), [4, 4], [7], -1.0, False),       # 2-D fu, 1-D fd
 ]
 
 def _flrelu_args(case, dtype, layout='contiguous', h=7, w=9):
@@ -146,7 +148,7 @@ def test_emulated_filtered_lrelu_matches_reference(emu_lib, case, smem_limit):
     assert emu.last_write_count is not None and bool((emu.last_write_count == 1).all())
 
 def test_emulated_filtered_lrelu_small_tiles_cover_many_tile_borders(emu_lib):
-    emu = EmulatedKernel(emu_lib, smem_limit=2400, threads=5) # 4 x 4 output tiles fit, 8 x 8 do not
+    emu = EmulatedKernel(emu_lib, smem_limit=3000, threads=5) # 4 x 4 output tiles fit, 8 x 8 do not
     case = (2, 2, (5, 4, 5, 4), [8], [8], 0.5, False)
     args = _flrelu_args(case, torch.float64, h=21, w=19)
     args = (args[0].float(), *args[1:3], args[3].float(), *args[4:])

@@ -16,11 +16,23 @@ __global__ void filtered_lrelu_kernel(fk::FlreluParams p, const T* x, const floa
         fk::FlreluTile t = fk::flrelu_tile(p, blockIdx.x, nc, smem);
         fk::flrelu_phase_load<T, float>(p, t, x, fu, fd, b, tid, nthr);
         __syncthreads();
-        fk::flrelu_phase_up(p, t, si, tid, nthr);
+        if (p.sep_u) {
+            fk::flrelu_phase_up_x(p, t, tid, nthr);
+            __syncthreads();
+            fk::flrelu_phase_up_y(p, t, si, tid, nthr);
+        } else {
+            fk::flrelu_phase_up(p, t, si, tid, nthr);
+        }
         __syncthreads();
         if (p.mode == fk::SIGNS_WRITE)
             fk::flrelu_phase_signs(p, t, so, nullptr, tid, nthr);
-        fk::flrelu_phase_down<T, float>(p, t, y, tid, nthr);
+        if (p.sep_d) {
+            fk::flrelu_phase_down_y(p, t, tid, nthr);
+            __syncthreads();
+            fk::flrelu_phase_down_x<T, float>(p, t, y, tid, nthr);
+        } else {
+            fk::flrelu_phase_down<T, float>(p, t, y, tid, nthr);
+        }
         __syncthreads(); // The next channel reuses the shared memory.
     }
 }

@@ -292,6 +292,10 @@ FK_HD void flrelu_act_byte(const FlreluActParams& p, T* x, const uint8_t* si, ui
 // A tile of tOH x tOW outputs needs a in [o0*down, o0*down + tAH) with tAH = tOH*down + fdh - 1, which
 // needs x rows from ceil((a0 - pad0) / up) on, tXH of them.
 //
+// A 1-D (separable) filter runs as two passes through an extra buffer: fu along x (hbuf, one row per
+// input row) then along y; fd along y (vbuf, one row per output row) then along x. A 2-D filter runs
+// as one 2-D pass. Both passes visit only taps that land on real (not zero-stuffed) samples.
+//
 // Sign ownership (write mode): tiles overlap in a, so each a element is written by exactly one block:
 // the tile owns a rows [a0, a0 + tOH*down) (the last tile row: up to aH) and sign bytes from a0x / 4 up to
 // (a0x + tOW*down) / 4 (the last tile column: up to the padded row end); tOW*down is a multiple of 4.
@@ -300,7 +304,8 @@ struct FlreluParams {
     int N, C, inH, inW, outH, outW;
     i64 xs[4], ys[4];
     i64 b_stride;           // b [C]
-    int fuh, fuw, fdh, fdw;
+    int fuh, fuw, fdh, fdw; // taps per axis (a 1-D filter: both equal to its length)
+    int sep_u, sep_d;       // 1: the filter is 1-D (separable), stored as fuw (fdw) taps
     int up, down, px0, py0;
     int aH, aW;             // size of the activation grid
     float gain, slope, clamp, fu_gain;
@@ -311,6 +316,9 @@ struct FlreluParams {
     int tOH, tOW, tilesX, tilesY, tAH, tAW, tXH, tXW;
     i64 smem_bytes;
 };
+
+FK_HD int flrelu_fu_len(const FlreluParams& p) { return p.sep_u ? p.fuw : p.fuh * p.fuw; }
+FK_HD int flrelu_fd_len(const FlreluParams& p) { return p.sep_d ? p.fdw : p.fdh * p.fdw; }
 
 // Choose the tile size: the largest of 32x32, 16x16, 8x8, 4x4 (outputs) whose shared memory fits.
 // Returns false if none fits (the caller then reports "no fast path").
@@ -324,7 +332,8 @@ inline bool flrelu_plan(FlreluParams& p, i64 smem_limit)
         p.tAW = p.tOW * p.down + p.fdw - 1;
         p.tXH = (p.tAH + p.fuh - 1 + p.up - 1) / p.up + 1;
         p.tXW = (p.tAW + p.fuw - 1 + p.up - 1) / p.up + 1;
-        i64 floats = (i64)p.fuh * p.fuw + (i64)p.fdh * p.fdw + (i64)p.tXH * p.tXW + (i64)p.tAH * p.tAW;
+        i64 floats = (i64)flrelu_fu_len(p) + flrelu_fd_len(p) + (i64)p.tXH * p.tXW + (i64)p.tAH * p.tAW;
+        floats += (p.sep_u ? (i64)p.tXH * p.tAW : 0) + (p.sep_d ? (i64)p.tOH * p.tAW : 0);
         i64 bytes = floats * 4 + ((p.mode == SIGNS_WRITE) ? (i64)p.tAH * p.tAW : 0);
         bytes = (bytes + 15) / 16 * 16;
         if (bytes <= smem_limit) {
@@ -340,7 +349,7 @@ inline bool flrelu_plan(FlreluParams& p, i64 smem_limit)
 struct FlreluTile {
     int n, c, oy0, ox0, ay0, ax0, xr0, xc0;
     int last_row, last_col;
-    float *fu, *fd, *xt, *at;
+    float *fu, *fd, *xt, *at, *hbuf, *vbuf;
     uint8_t* codes;
 };
 
@@ -355,21 +364,25 @@ FK_HD FlreluTile flrelu_tile(const FlreluParams& p, int tile, i64 nc, float* sme
     t.xr0 = ceil_div(t.ay0 - p.py0, p.up);
     t.xc0 = ceil_div(t.ax0 - p.px0, p.up);
     t.fu = smem;
-    t.fd = t.fu + p.fuh * p.fuw;
-    t.xt = t.fd + p.fdh * p.fdw;
+    t.fd = t.fu + flrelu_fu_len(p);
+    t.xt = t.fd + flrelu_fd_len(p);
     t.at = t.xt + p.tXH * p.tXW;
-    t.codes = (uint8_t*)(t.at + p.tAH * p.tAW);
+    t.hbuf = t.at + p.tAH * p.tAW;
+    t.vbuf = t.hbuf + (p.sep_u ? p.tXH * p.tAW : 0);
+    t.codes = (uint8_t*)(t.vbuf + (p.sep_d ? p.tOH * p.tAW : 0));
     return t;
 }
 
-// Phase 1: filters in correlation order (fu scaled by fu_gain) and the bias-added input tile.
+// Phase 1: filters in correlation order (a 2-D fu scaled by fu_gain; a 1-D fu gets it in its second
+// pass) and the bias-added input tile.
 template <class T, class A>
 FK_HD void flrelu_phase_load(const FlreluParams& p, const FlreluTile& t, const T* x, const float* fu,
                              const float* fd, const T* b, int tid, int nthr)
 {
-    int nu = p.fuh * p.fuw, nd = p.fdh * p.fdw;
+    int nu = flrelu_fu_len(p), nd = flrelu_fd_len(p);
+    float ug = p.sep_u ? 1.f : p.fu_gain;
     for (int i = tid; i < nu; i += nthr)
-        t.fu[i] = fu[p.flip ? i : nu - 1 - i] * p.fu_gain; // Reversing the flat index flips both axes.
+        t.fu[i] = fu[p.flip ? i : nu - 1 - i] * ug; // Reversing the flat index flips both axes.
     for (int i = tid; i < nd; i += nthr)
         t.fd[i] = fd[p.flip ? i : nd - 1 - i];
     A bias = b ? cvt<A>(b[t.c * p.b_stride]) : (A)0;
@@ -383,18 +396,41 @@ FK_HD void flrelu_phase_load(const FlreluParams& p, const FlreluTile& t, const T
     }
 }
 
-// Phase 2: upsample + filter into the activation tile, then gain / leaky ReLU / clamp with signs.
+// Activation of one element of the a tile (value already filtered), with its sign code.
+FK_HD void flrelu_store_act(const FlreluParams& p, const FlreluTile& t, const uint8_t* si, int i, int my, int mx,
+                            float acc)
+{
+    if (p.mode == SIGNS_WRITE) {
+        int code;
+        acc = lrelu_write<float>(acc, p.gain, p.slope, p.clamp, &code);
+        t.codes[i] = (uint8_t)code;
+    } else if (p.mode == SIGNS_READ) {
+        i64 nc = (i64)t.n * p.C + t.c;
+        int code = read_code(si, nc, p.sH, p.sWb, my + p.sy, mx + p.sx);
+        acc = lrelu_read<float>(acc, p.gain, p.slope, code);
+    } else {
+        acc = lrelu_plain<float>(acc, p.gain, p.slope, p.clamp);
+    }
+    t.at[i] = acc;
+}
+
+FK_HD bool flrelu_outside(const FlreluParams& p, const FlreluTile& t, int i, int my, int mx)
+{
+    if (my < p.aH && mx < p.aW)
+        return false;
+    t.at[i] = 0.f;
+    if (p.mode == SIGNS_WRITE)
+        t.codes[i] = 0;
+    return true;
+}
+
+// Phase 2 (2-D fu): upsample + filter into the a tile, then the activation.
 FK_HD void flrelu_phase_up(const FlreluParams& p, const FlreluTile& t, const uint8_t* si, int tid, int nthr)
 {
-    i64 nc = (i64)t.n * p.C + t.c;
     for (int i = tid; i < p.tAH * p.tAW; i += nthr) {
-        int ly = i / p.tAW, lx = i % p.tAW;
-        int my = t.ay0 + ly, mx = t.ax0 + lx;
-        if (my >= p.aH || mx >= p.aW) {
-            t.at[i] = 0.f;
-            if (p.mode == SIGNS_WRITE) t.codes[i] = 0;
+        int my = t.ay0 + i / p.tAW, mx = t.ax0 + i % p.tAW;
+        if (flrelu_outside(p, t, i, my, mx))
             continue;
-        }
         int zy = my - p.py0, zx = mx - p.px0;
         float acc = 0.f;
         for (int ky = pos_mod(-zy, p.up); ky < p.fuh; ky += p.up) {
@@ -406,17 +442,41 @@ FK_HD void flrelu_phase_up(const FlreluParams& p, const FlreluTile& t, const uin
                 acc += t.xt[r * p.tXW + q] * t.fu[ky * p.fuw + kx];
             }
         }
-        if (p.mode == SIGNS_WRITE) {
-            int code;
-            acc = lrelu_write<float>(acc, p.gain, p.slope, p.clamp, &code);
-            t.codes[i] = (uint8_t)code;
-        } else if (p.mode == SIGNS_READ) {
-            int code = read_code(si, nc, p.sH, p.sWb, my + p.sy, mx + p.sx);
-            acc = lrelu_read<float>(acc, p.gain, p.slope, code);
-        } else {
-            acc = lrelu_plain<float>(acc, p.gain, p.slope, p.clamp);
+        flrelu_store_act(p, t, si, i, my, mx, acc);
+    }
+}
+
+// Phase 2a (1-D fu): upsample + filter along x, every input row of the tile.
+FK_HD void flrelu_phase_up_x(const FlreluParams& p, const FlreluTile& t, int tid, int nthr)
+{
+    for (int i = tid; i < p.tXH * p.tAW; i += nthr) {
+        int r = i / p.tAW, mx = t.ax0 + i % p.tAW;
+        int zx = mx - p.px0;
+        float acc = 0.f;
+        for (int kx = pos_mod(-zx, p.up); kx < p.fuw; kx += p.up) {
+            int q = (zx + kx) / p.up - t.xc0;
+            FK_CHECK(q >= 0 && q < p.tXW);
+            acc += t.xt[r * p.tXW + q] * t.fu[kx];
         }
-        t.at[i] = acc;
+        t.hbuf[i] = acc;
+    }
+}
+
+// Phase 2b (1-D fu): upsample + filter along y, then the activation.
+FK_HD void flrelu_phase_up_y(const FlreluParams& p, const FlreluTile& t, const uint8_t* si, int tid, int nthr)
+{
+    for (int i = tid; i < p.tAH * p.tAW; i += nthr) {
+        int lx = i % p.tAW, my = t.ay0 + i / p.tAW, mx = t.ax0 + lx;
+        if (flrelu_outside(p, t, i, my, mx))
+            continue;
+        int zy = my - p.py0;
+        float acc = 0.f;
+        for (int ky = pos_mod(-zy, p.up); ky < p.fuh; ky += p.up) {
+            int r = (zy + ky) / p.up - t.xr0;
+            FK_CHECK(r >= 0 && r < p.tXH);
+            acc += t.hbuf[r * p.tAW + lx] * t.fu[ky];
+        }
+        flrelu_store_act(p, t, si, i, my, mx, acc * p.fu_gain);
     }
 }
 
@@ -444,7 +504,7 @@ FK_HD void flrelu_phase_signs(const FlreluParams& p, const FlreluTile& t, uint8_
     }
 }
 
-// Phase 4: filter + downsample the activation tile into the output.
+// Phase 4 (2-D fd): filter + downsample the a tile into the output.
 template <class T, class A>
 FK_HD void flrelu_phase_down(const FlreluParams& p, const FlreluTile& t, T* y, int tid, int nthr)
 {
@@ -458,6 +518,36 @@ FK_HD void flrelu_phase_down(const FlreluParams& p, const FlreluTile& t, T* y, i
         for (int ky = 0; ky < p.fdh; ky++)
             for (int kx = 0; kx < p.fdw; kx++)
                 acc += a0[ky * p.tAW + kx] * t.fd[ky * p.fdw + kx];
+        yc[oy * p.ys[2] + ox * p.ys[3]] = cvt<T>((A)acc);
+    }
+}
+
+// Phase 4a (1-D fd): filter + downsample along y, every column of the a tile.
+FK_HD void flrelu_phase_down_y(const FlreluParams& p, const FlreluTile& t, int tid, int nthr)
+{
+    for (int i = tid; i < p.tOH * p.tAW; i += nthr) {
+        int ly = (i / p.tAW) * p.down, lx = i % p.tAW;
+        FK_CHECK(ly + p.fdh <= p.tAH);
+        float acc = 0.f;
+        for (int ky = 0; ky < p.fdh; ky++)
+            acc += t.at[(ly + ky) * p.tAW + lx] * t.fd[ky];
+        t.vbuf[i] = acc;
+    }
+}
+
+// Phase 4b (1-D fd): filter + downsample along x into the output.
+template <class T, class A>
+FK_HD void flrelu_phase_down_x(const FlreluParams& p, const FlreluTile& t, T* y, int tid, int nthr)
+{
+    T* yc = y + t.n * p.ys[0] + t.c * p.ys[1];
+    for (int i = tid; i < p.tOH * p.tOW; i += nthr) {
+        int oy = t.oy0 + i / p.tOW, ox = t.ox0 + i % p.tOW;
+        if (oy >= p.outH || ox >= p.outW)
+            continue;
+        const float* v0 = t.vbuf + (i / p.tOW) * p.tAW + (i % p.tOW) * p.down;
+        float acc = 0.f;
+        for (int kx = 0; kx < p.fdw; kx++)
+            acc += v0[kx] * t.fd[kx];
         yc[oy * p.ys[2] + ox * p.ys[3]] = cvt<T>((A)acc);
     }
 }

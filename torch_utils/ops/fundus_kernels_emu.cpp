@@ -64,7 +64,7 @@ static int run_flrelu(const i64* ip, const double* dp, const void* x, const floa
                       const uint8_t* si, uint8_t* so, void* y, int* write_count, i64* plan_out)
 {
     // ip: N C inH inW outH outW xs[4] ys[4] b_stride fuh fuw fdh fdw up down px0 py0 aH aW flip mode sx sy sH sWb
-    //     smem_limit threads; dp: gain slope clamp fu_gain. plan_out: tOH tOW tilesX tilesY smem_bytes.
+    //     smem_limit threads sep_u sep_d; dp: gain slope clamp fu_gain. plan_out: tOH tOW tilesX tilesY smem_bytes.
     fk::FlreluParams p;
     p.N = (int)ip[0]; p.C = (int)ip[1]; p.inH = (int)ip[2]; p.inW = (int)ip[3]; p.outH = (int)ip[4]; p.outW = (int)ip[5];
     for (int d = 0; d < 4; d++) { p.xs[d] = ip[6 + d]; p.ys[d] = ip[10 + d]; }
@@ -73,6 +73,7 @@ static int run_flrelu(const i64* ip, const double* dp, const void* x, const floa
     p.flip = (int)ip[25]; p.mode = (int)ip[26]; p.sx = (int)ip[27]; p.sy = (int)ip[28]; p.sH = (int)ip[29]; p.sWb = (int)ip[30];
     i64 smem_limit = ip[31];
     int nthr = (int)ip[32];
+    p.sep_u = (int)ip[33]; p.sep_d = (int)ip[34];
     p.gain = (float)dp[0]; p.slope = (float)dp[1]; p.clamp = (float)dp[2]; p.fu_gain = (float)dp[3];
     if (!fk::flrelu_plan(p, smem_limit))
         return -1;
@@ -83,13 +84,26 @@ static int run_flrelu(const i64* ip, const double* dp, const void* x, const floa
             fk::FlreluTile t = fk::flrelu_tile(p, tile, nc, smem.data());
             for (int tid = 0; tid < nthr; tid++)
                 fk::flrelu_phase_load<T, float>(p, t, (const T*)x, fu, fd, (const T*)b, tid, nthr);
-            for (int tid = 0; tid < nthr; tid++)
-                fk::flrelu_phase_up(p, t, si, tid, nthr);
+            if (p.sep_u) {
+                for (int tid = 0; tid < nthr; tid++)
+                    fk::flrelu_phase_up_x(p, t, tid, nthr);
+                for (int tid = 0; tid < nthr; tid++)
+                    fk::flrelu_phase_up_y(p, t, si, tid, nthr);
+            } else {
+                for (int tid = 0; tid < nthr; tid++)
+                    fk::flrelu_phase_up(p, t, si, tid, nthr);
+            }
             for (int tid = 0; tid < nthr; tid++) {
                 if (p.mode == fk::SIGNS_WRITE)
                     fk::flrelu_phase_signs(p, t, so, write_count, tid, nthr);
-                fk::flrelu_phase_down<T, float>(p, t, (T*)y, tid, nthr);
+                if (p.sep_d)
+                    fk::flrelu_phase_down_y(p, t, tid, nthr);
+                else
+                    fk::flrelu_phase_down<T, float>(p, t, (T*)y, tid, nthr);
             }
+            if (p.sep_d)
+                for (int tid = 0; tid < nthr; tid++)
+                    fk::flrelu_phase_down_x<T, float>(p, t, (T*)y, tid, nthr);
         }
     }
     return fk_emu_failed_line;

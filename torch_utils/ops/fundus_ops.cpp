@@ -227,12 +227,6 @@ static torch::Tensor filtered_lrelu_act(torch::Tensor x, torch::Tensor si, int s
 // filtered_lrelu(x, fu, fd, b, si, up, down, px0, px1, py0, py1, sx, sy, gain, slope, clamp, flip_filter,
 //                write_signs) -> (y, so, return_code); return_code -1: no fast path, use the generic one.
 
-static torch::Tensor as_2d_filter(const torch::Tensor& f)
-{
-    // A 1-D filter is separable: the same taps along y and x.
-    return (f.dim() == 1) ? torch::outer(f, f).contiguous() : f.contiguous();
-}
-
 static std::tuple<torch::Tensor, torch::Tensor, int> filtered_lrelu(
     torch::Tensor x, torch::Tensor fu, torch::Tensor fd, torch::Tensor b, torch::Tensor si, int up, int down,
     int px0, int px1, int py0, int py1, int sx, int sy, double gain, double slope, double clamp, bool flip_filter,
@@ -260,10 +254,12 @@ static std::tuple<torch::Tensor, torch::Tensor, int> filtered_lrelu(
     if (x.scalar_type() == torch::kDouble || x.numel() == 0)
         return std::make_tuple(empty_y, empty_s, -1); // No fast path: the caller runs the generic path.
 
-    torch::Tensor fu2 = as_2d_filter(fu), fd2 = as_2d_filter(fd);
+    // A 1-D filter is separable (the same taps along x and y) and runs as two 1-D passes.
+    torch::Tensor fu2 = fu.contiguous(), fd2 = fd.contiguous();
     fk::FlreluParams p;
     p.N = (int)x.size(0); p.C = (int)x.size(1); p.inH = (int)x.size(2); p.inW = (int)x.size(3);
-    p.fuh = (int)fu2.size(0); p.fuw = (int)fu2.size(1); p.fdh = (int)fd2.size(0); p.fdw = (int)fd2.size(1);
+    p.sep_u = (fu2.dim() == 1) ? 1 : 0; p.sep_d = (fd2.dim() == 1) ? 1 : 0;
+    p.fuw = (int)fu2.size(-1); p.fuh = (int)fu2.size(0); p.fdw = (int)fd2.size(-1); p.fdh = (int)fd2.size(0);
     p.up = up; p.down = down; p.px0 = px0; p.py0 = py0;
     fk::i64 aW = (fk::i64)p.inW * up + px0 + px1 - p.fuw + 1;
     fk::i64 aH = (fk::i64)p.inH * up + py0 + py1 - p.fuh + 1;
