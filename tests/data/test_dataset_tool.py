@@ -101,6 +101,11 @@ def test_resolution_and_center_crop(tmp_path, out, rng):
     _, _, _, imgs = read_zip(out / 'c.zip')
     expect = np.asarray(Image.fromarray(wide[:, 10:30]).resize((16, 16), Image.LANCZOS))
     np.testing.assert_array_equal(imgs['00000/img00000000.png'], expect)
+    r = run('--source', src, '--dest', out / 'box.zip', '--transform', 'center-crop', '--resolution', '16x16',
+            '--min-size', '4', '--resize-filter', 'box')
+    assert r.exit_code == 0, r.output
+    expect = np.asarray(Image.fromarray(wide[:, 10:30]).resize((16, 16), Image.BOX))
+    np.testing.assert_array_equal(read_zip(out / 'box.zip')[3]['00000/img00000000.png'], expect)
     r = run('--source', src, '--dest', out / 'cw.zip', '--transform', 'center-crop-wide', '--resolution', '32x16', '--min-size', '4')
     assert r.exit_code == 0, r.output
     img = read_zip(out / 'cw.zip')[3]['00000/img00000000.png']
