@@ -565,7 +565,7 @@ def _prepare_items(source, opts, labels, label_format, grades, include_ungradabl
         except fundus_labels.LabelError as e:
             raise click.ClickException(str(e))
         if grades is not None and table.is_vector():
-            raise click.ClickException(f'--grades: {label_format} labels are vectors, not grades')
+            raise click.ClickException(f'--grades: {table.format} labels are vectors, not grades')
         items, extra = attach_labels(items, table, grades, include_ungradable)
         return items, True, extra
     source_table = read_source_labels(opts.source_kind, opts.source_path)
@@ -584,7 +584,7 @@ def _prepare_items(source, opts, labels, label_format, grades, include_ungradabl
 @click.option('--resize-filter',      help='Resampling filter for resizing', type=click.Choice(['lanczos', 'box']), default='lanczos', show_default=True)
 @click.option('--fundus-crop',        help='Crop the square around the circular field of view, black outside the circle (needs --resolution); photos without a FOV are skipped', is_flag=True)
 @click.option('--labels',             help='Grade file of the photos (see --label-format)', type=click.Path(exists=True, dir_okay=False), metavar='FILE')
-@click.option('--label-format',       help='Format of --labels', type=click.Choice(list(fundus_labels.LABEL_FORMATS)))
+@click.option('--label-format',       help='Format of --labels; auto = guess from the header (never csv)', type=click.Choice(['auto'] + list(fundus_labels.LABEL_FORMATS)), default='auto', show_default=True)
 @click.option('--grades',             help='Keep only these grades, e.g. 1 or 0,1', metavar='LIST')
 @click.option('--include-ungradable', help='Keep photos graded ungradable (DDR grade 5) as class 5', is_flag=True)
 @click.option('--channels',           help='Output channels: RGB, or grayscale (luminance)', type=click.Choice(['rgb', 'gray']), default='rgb', show_default=True)
@@ -602,7 +602,7 @@ def main(source, dest, max_images, transform, resolution, resize_filter, fundus_
     Examples:
       # Fundus photos + EyePACS grades -> 512x512 circle-cropped zip, conditional on grade:
       python dataset_tool.py --source=~/eyepacs/train --dest=~/datasets/eyepacs-512.zip \\
-          --fundus-crop --resolution=512x512 --labels=~/eyepacs/trainLabels.csv --label-format=eyepacs
+          --fundus-crop --resolution=512x512 --labels=~/eyepacs/trainLabels.csv
       # Only referable DR (grades 2-4) from DDR, 4 worker processes:
       python dataset_tool.py --source=DDR/train --dest=ddr-ref.zip --fundus-crop --resolution=512x512 \\
           --labels=DDR/train.txt --label-format=ddr --grades=2,3,4 --workers=4
@@ -612,7 +612,8 @@ def main(source, dest, max_images, transform, resolution, resize_filter, fundus_
     Label formats: eyepacs (image,level), aptos (id_code,diagnosis), idrid (Image name,Retinopathy grade),
     ddr ("name grade" text; 5 = ungradable), messidor (Image name,Retinopathy grade; 0-3), odir (CSV with
     Left-Fundus, Right-Fundus and N,D,G,C,A,H,M,O: 8-element 0/1 labels), csv (header, then image,label).
-    Images are matched to label rows by file name without folder and extension.
+    Images are matched to label rows by file name without folder and extension. The format is guessed
+    from the header unless --label-format is given.
 
     The destination also holds dataset_report.json (counts kept and skipped per reason, and every skipped
     file with its reason) and, for phantoms, phantom_lesions.json (lesion counts per image). Rules for
@@ -644,8 +645,6 @@ def _main(source, dest, max_images, transform, resolution, resize_filter, fundus
         raise click.ClickException(f'--resolution={resolution[0]}x{resolution[1]}: must be square (only center-crop-wide takes W > H)')
     if transform == 'center-crop-wide' and resolution[1] > resolution[0]:
         raise click.ClickException(f'--resolution={resolution[0]}x{resolution[1]}: center-crop-wide needs W >= H')
-    if (labels is None) != (label_format is None):
-        raise click.ClickException('--labels and --label-format go together')
     grades_set = None if grades is None else set(_parse_int_list(grades, '--grades'))
 
     # Identify the source.

@@ -171,12 +171,32 @@ def _read_odir(path):
             _add(table, line, fields[col], list(vec))
     return table
 
+def detect_format(path):
+    """Guess the format of a grade file from its first line; raises LabelError when it cannot tell.
+    The generic 'csv' format is never guessed."""
+    lines = _read_text(path).splitlines()
+    first = next((l for l in lines if l.strip()), '')
+    delim = max([',', ';', '\t'], key=first.count)
+    cols = {c.strip().lower() for c in first.split(delim)} if first.count(delim) else set()
+    if {'image', 'level'} <= cols:
+        return 'eyepacs'
+    if {'id_code', 'diagnosis'} <= cols:
+        return 'aptos'
+    if {'image name', 'retinopathy grade'} <= cols:
+        return 'messidor' if 'ophthalmologic department' in cols else 'idrid'
+    if {c.lower() for c in ODIR_CLASSES} <= cols:
+        return 'odir'
+    fields = first.split()
+    if len(fields) == 2 and fields[1].lstrip('-').isdigit():
+        return 'ddr'
+    raise LabelError(f'{path}:1: cannot tell the label format from this line; pass --label-format')
+
 def read_labels(path, fmt):
     """Read a grade file.
 
     Args:
         path: the label file.
-        fmt:  'eyepacs' (CSV image,level; 0..4, -1 = unlabelled), 'aptos' (CSV id_code,diagnosis; 0..4),
+        fmt:  'auto' (detect_format), 'eyepacs' (CSV image,level; 0..4, -1 = unlabelled), 'aptos' (CSV id_code,diagnosis; 0..4),
               'idrid' (CSV 'Image name','Retinopathy grade'; 0..4), 'ddr' (text 'name grade'; 0..4,
               5 = ungradable), 'messidor' (CSV 'Image name','Retinopathy grade'; 0..3), 'odir' (CSV with
               Left-Fundus/Right-Fundus or filename and N,D,G,C,A,H,M,O; 8-element 0/1 vectors), 'csv'
@@ -189,6 +209,8 @@ def read_labels(path, fmt):
         LabelError: '<file>:<line>: <problem>' for missing fields, duplicate images, non-integer or
                     out-of-range grades, or a header without the expected columns.
     """
+    if fmt == 'auto':
+        fmt = detect_format(path)
     if fmt == 'eyepacs':
         return _read_grade_csv(path, fmt, ['image'], ['level'], 0, 4, allow_unlabelled=True)
     if fmt == 'aptos':

@@ -86,6 +86,23 @@ def test_unknown_format_and_unreadable_file(tmp_path):
     with pytest.raises(L.LabelError, match='not UTF-8'):
         L.read_labels(str(tmp_path / 'bin'), 'csv')
 
+@pytest.mark.parametrize('text,fmt', [
+    ('image,level\n10_left,0\n', 'eyepacs'),
+    ('id_code,diagnosis\nabc,1\n', 'aptos'),
+    ('Image name,Retinopathy grade,Risk of macular edema \nIDRiD_001,3,2\n', 'idrid'),
+    ('Image name;Ophthalmologic department;Retinopathy grade\nx.tif;LaTIM;1\n', 'messidor'),
+    ('ID,Left-Fundus,Right-Fundus,N,D,G,C,A,H,M,O\n', 'odir'),
+    ('\n007-0004-000.jpg 0\n', 'ddr'),
+])
+def test_detect_format(tmp_path, text, fmt):
+    p = _write(tmp_path, 'f', text)
+    assert L.detect_format(p) == fmt
+    assert L.read_labels(p, 'auto').format == fmt
+
+def test_detect_format_refuses_to_guess(tmp_path):
+    with pytest.raises(L.LabelError, match=r'g.csv:1: cannot tell the label format'):
+        L.detect_format(_write(tmp_path, 'g.csv', 'file,cls\na,1\n'))
+
 def test_image_key():
     assert L.image_key('train/10_left.jpeg') == '10_left'
     assert L.image_key('IDRiD_001') == 'IDRiD_001'
