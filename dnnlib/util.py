@@ -175,6 +175,11 @@ def format_time(seconds):
         return f'{s // 3600}h {(s // 60) % 60:02d}m {s % 60:02d}s'
     return f'{s // 86400}d {(s // 3600) % 24:02d}h {(s // 60) % 60:02d}m'
 
+def _current_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
 def atomic_write(path, writer, mode='wb'):
     """Write a file through a temp file in the same folder and an atomic rename.
 
@@ -185,6 +190,7 @@ def atomic_write(path, writer, mode='wb'):
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path) + '.tmp-')
     try:
+        os.chmod(tmp, 0o666 & ~_current_umask()) # mkstemp makes 0600 files; give the usual permissions.
         with os.fdopen(fd, mode) as f:
             writer(f)
             f.flush()

@@ -96,3 +96,12 @@ def test_format_time(seconds, text):
     assert dnnlib.format_time(seconds) == text
 
 #----------------------------------------------------------------------------
+
+def test_atomic_write_gives_usual_permissions(tmp_path):
+    path = tmp_path / 'perm.bin'
+    dnnlib.atomic_write(path, lambda f: f.write(b'x'))
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (path.stat().st_mode & 0o777) == (0o666 & ~mask)
+
+#----------------------------------------------------------------------------
