@@ -1,0 +1,418 @@
+"""The embedded demo: phantom dataset -> StyleGAN3-T training -> images -> metrics -> HTML report.
+
+    python -m fundus.demo --outdir=demo-out [--minutes=10] [--device=auto]
+
+Everything runs offline. Training gets whatever time the other stages leave within --minutes; on a GPU
+the same command uses a larger network, more images and bootstrap intervals. Each stage prints a line
+when it starts and ends; a stage whose code is not in this checkout says so instead of pretending.
+"""
+
+import dataclasses
+import glob
+import json
+import os
+import time
+import traceback
+
+import click
+import numpy as np
+
+import dnnlib
+
+GRADES = (0, 1, 2, 3, 4)
+
+#----------------------------------------------------------------------------
+# Sizes. The CPU preset is sized for a 2-core machine and ~10 minutes; the GPU preset for one GPU.
+
+@dataclasses.dataclass
+class DemoConfig:
+    name:             str           # Preset name, shown in the output.
+    resolution:       int           # Image size of the phantom dataset and the generator.
+    num_images:       int           # Phantom photographs in the dataset (grades drawn uniformly).
+    cbase:            int           # channel_base of G and D.
+    cmax:             int           # channel_max of G and D.
+    num_layers:       int           # SG3 synthesis layers (NVIDIA: 14).
+    margin_size:      int           # SG3 margin around the image in pixels (NVIDIA: 10).
+    z_dim:            int           # Latent size (NVIDIA: 512).
+    batch:            int           # Total batch.
+    gamma:            float         # R1 weight.
+    tick_kimg:        float         # Training progress between snapshots, in thousands of images.
+    ada_kimg:         float         # ADA speed (NVIDIA: 500; small here so p visibly adapts in a short run).
+    metric_images:    int           # Generated images for FID / KID / memorisation (reals: the whole dataset).
+    eq_samples:       int           # Samples for EQ-T.
+    spectrum_images:  int           # Real and generated images for the power spectra.
+    bootstrap:        int           # Bootstrap replicates for FID / KID intervals (0 = none).
+    eval_reserve_s:   float         # Seconds kept free for the stages after training.
+    images_per_grade: int = 8       # Seeds rendered per grade by gen_images.
+    grid_size:        tuple = None  # (columns, rows) of the training snapshot grids; None = the loop's default.
+    image_ticks:      int = 1       # Write a fakes grid every this many ticks.
+    workers:          int = 0       # DataLoader workers (0: load in the training process).
+    detectors:        dict = None   # {name: detector}: injected detectors (tests); None = the real ones.
+
+def cpu_config():
+    return DemoConfig(name='cpu', resolution=64, num_images=300, cbase=2048, cmax=32, num_layers=6, margin_size=4,
+                      z_dim=128, batch=8, gamma=0.25, tick_kimg=0.04, ada_kimg=4, metric_images=200, eq_samples=64,
+                      spectrum_images=200, bootstrap=0, eval_reserve_s=200, grid_size=(8, 5), image_ticks=4)
+
+def gpu_config():
+    return DemoConfig(name='gpu', resolution=128, num_images=2000, cbase=16384, cmax=256, num_layers=14, margin_size=10,
+                      z_dim=512, batch=32, gamma=0.5, tick_kimg=4, ada_kimg=100, metric_images=2000, eq_samples=1000,
+                      spectrum_images=2000, bootstrap=50, eval_reserve_s=150, workers=3)
+
+#----------------------------------------------------------------------------
+# Stage bookkeeping.
+
+class StageUnavailable(Exception):
+    """A stage's code is not in this checkout (yet)."""
+
+class BudgetReached(Exception):
+    """Raised from the training loop's progress callback when the next tick would overrun the budget."""
+
+@dataclasses.dataclass
+class StageResult:
+    name:    str
+    status:  str        # 'done', 'unavailable', 'skipped' or 'failed'.
+    seconds: float
+    note:    str = ''
+
+class Demo:
+    def __init__(self, outdir, config, device, deadline, echo=print):
+        self.outdir = outdir
+        self.config = config
+        self.device = device
+        self.deadline = deadline
+        self.echo = echo
+        self.results = []
+        self.zip_path = None
+        self.run_dir = None
+        self.snapshot = None
+        self.report = None
+
+    def stage(self, index, total, name, fn, needs=()):
+        """Run one stage, print its start and end, record the outcome. Returns True when it finished."""
+        start = time.time()
+        missing = [n for n in needs if getattr(self, n) is None]
+        if missing:
+            return self._record(StageResult(name, 'skipped', 0.0, f'needs the output of an earlier stage ({", ".join(missing)})'), index, total)
+        self.echo(f'[{index}/{total}] {name} ...')
+        try:
+            note = fn() or ''
+            result = StageResult(name, 'done', time.time() - start, note)
+        except StageUnavailable as e:
+            result = StageResult(name, 'unavailable', time.time() - start, str(e))
+        except Exception as e: # Report and go on: later stages say what they miss.
+            if os.environ.get('FUNDUS_DEBUG'):
+                traceback.print_exc()
+            result = StageResult(name, 'failed', time.time() - start, f'{type(e).__name__}: {_first_line(e)}')
+        return self._record(result, index, total)
+
+    def _record(self, result, index, total):
+        self.results.append(result)
+        words = {'done': 'done', 'unavailable': 'NOT AVAILABLE YET', 'skipped': 'skipped', 'failed': 'FAILED'}[result.status]
+        note = f': {result.note}' if result.note else ''
+        self.echo(f'[{index}/{total}] {result.name}: {words} in {dnnlib.format_time(result.seconds)}{note}')
+        return result.status == 'done'
+
+    def seconds_left(self):
+        return self.deadline - time.time()
+
+def _first_line(e):
+    text = str(e).strip().splitlines()
+    return text[0] if text else ''
+
+def require(module_name, what):
+    """Import a module of ours or raise StageUnavailable naming it."""
+    import importlib
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as e:
+        raise StageUnavailable(f'{what} needs {module_name}, which is not importable in this checkout ({_first_line(e)})') from e
+
+#----------------------------------------------------------------------------
+# Stage 1: the phantom dataset, built with dataset_tool.py (reused when an identical one exists).
+
+def build_dataset(demo):
+    cfg = demo.config
+    tool = require('dataset_tool', 'the dataset stage')
+    require('fundus.phantom', 'the dataset stage')
+    res = cfg.resolution
+    demo.zip_path = os.path.join(demo.outdir, f'phantoms-{cfg.num_images}-{res}x{res}.zip')
+    if os.path.isfile(demo.zip_path):
+        return f'reusing {demo.zip_path}'
+    args = [f'--source=phantom:{cfg.num_images}', f'--dest={demo.zip_path}', f'--resolution={res}x{res}', '--seed=0']
+    try:
+        tool.main.main(args=args, prog_name='dataset_tool.py', standalone_mode=False)
+    except click.ClickException as e:
+        demo.zip_path = None
+        raise RuntimeError(f'dataset_tool.py {" ".join(args)}: {e.format_message()}') from None
+    return f'{cfg.num_images} labelled phantom photographs (grades DR0-DR4) in {demo.zip_path}'
+
+#----------------------------------------------------------------------------
+# Stage 2: training, time-budgeted. Ticks are short; every tick writes a snapshot, and the run stops
+# before the tick that would overrun the budget.
+
+class TrainingBudget:
+    def __init__(self, deadline, echo):
+        self.deadline = deadline
+        self.echo = echo
+        self.last = None
+        self.longest_tick = 0.0
+
+    def __call__(self, cur_nimg, total_nimg):
+        now = time.time()
+        if self.last is not None:
+            self.longest_tick = max(self.longest_tick, now - self.last)
+        self.last = now
+        left = self.deadline - now
+        self.echo(f'      training: {cur_nimg / 1000:.3f} kimg, {max(left, 0):.0f} s of training time left')
+        if now + self.longest_tick > self.deadline:
+            raise BudgetReached()
+
+def make_training_config(demo, budget_kimg=100000):
+    """train.py's resolved config for the demo's network (train.make_config + the demo's size overrides)."""
+    cfg = demo.config
+    train = require('train', 'the training stage')
+    c = train.make_config(cfg='stylegan3-t', data=demo.zip_path, gpus=1, batch=cfg.batch, gamma=cfg.gamma, cond=True,
+                          aug='ada', augpipe='fundus', cbase=cfg.cbase, cmax=cfg.cmax, map_depth=2,
+                          mbstd_group=min(4, cfg.batch), metrics='none', kimg=budget_kimg, tick=1, snap=1, seed=0,
+                          fp32=(demo.device == 'cpu'), workers=cfg.workers, device=demo.device)
+    c.G_kwargs.update(z_dim=cfg.z_dim, w_dim=cfg.z_dim, num_layers=cfg.num_layers, margin_size=cfg.margin_size)
+    c.kimg_per_tick = cfg.tick_kimg
+    c.image_snapshot_ticks = cfg.image_ticks
+    c.network_snapshot_ticks = 1
+    c.grid_size = cfg.grid_size
+    c.ada_kimg = cfg.ada_kimg
+    c.desc += '-demo'
+    return c, train
+
+def train_network(demo):
+    training_loop = require('training.training_loop', 'the training stage')
+    require('training.networks_stylegan3', 'the training stage')
+    c, train = make_training_config(demo)
+    runs = os.path.join(demo.outdir, 'runs')
+    c.run_dir = train.next_run_dir(runs, c.desc)
+    os.makedirs(c.run_dir)
+    train.save_options(c)
+    kwargs = {k: v for k, v in c.items() if k != 'desc'}
+    kwargs['options'] = train.options_of(c)
+    demo.run_dir = c.run_dir
+
+    # Leave time for evaluation and the report; train at least one step (the first tick is one step long).
+    deadline = demo.deadline - demo.config.eval_reserve_s
+    budget = TrainingBudget(deadline, demo.echo)
+    start = time.time()
+    try:
+        training_loop.training_loop(**kwargs, progress_fn=budget, tensorboard=False)
+    except BudgetReached:
+        pass
+    snapshots = sorted(glob.glob(os.path.join(c.run_dir, 'network-snapshot-*.pkl')))
+    if not snapshots:
+        raise RuntimeError(f'training wrote no network snapshot in {c.run_dir}')
+    demo.snapshot = snapshots[-1]
+    prune_run_dir(c.run_dir)
+    kimg = snapshot_kimg_exact(c.run_dir)
+    return (f'{kimg:.3f} kimg in {dnnlib.format_time(time.time() - start)} (stylegan3-t, {demo.config.resolution}x'
+            f'{demo.config.resolution}, conditional on grade); run directory {c.run_dir}')
+
+def snapshot_kimg_exact(run_dir):
+    """Thousands of real images shown, from the last stats.jsonl line (snapshot names round down)."""
+    try:
+        with open(os.path.join(run_dir, 'stats.jsonl')) as f:
+            lines = [json.loads(line) for line in f if line.strip()]
+        return float(lines[-1]['Progress/kimg']['mean'])
+    except (OSError, ValueError, KeyError, IndexError):
+        return float('nan')
+
+def prune_run_dir(run_dir):
+    """Keep only the latest training state and snapshot of each kimg; a demo run is not resumed."""
+    states = sorted(glob.glob(os.path.join(run_dir, 'training-state-*.pt')))
+    for path in states[:-1]:
+        os.remove(path)
+
+#----------------------------------------------------------------------------
+# Stage 3: images per grade with gen_images.py.
+
+def generate_images(demo):
+    gen_images = require('gen_images', 'the generation stage')
+    cfg = demo.config
+    folder = os.path.join(demo.outdir, 'images')
+    seeds = list(range(cfg.images_per_grade))
+    G = gen_images.load_generator(demo.snapshot, _torch_device(demo.device))
+    classes = list(GRADES) if G.c_dim > 0 else [None]
+    for idx in classes:
+        subdir = os.path.join(folder, gen_images.class_name(idx) if idx is not None else 'all')
+        for seed, img in gen_images.generate_images(G, seeds, class_idx=idx, batch_size=len(seeds), device=_torch_device(demo.device)):
+            gen_images.save_png(os.path.join(subdir, gen_images.seed_filename(seed)), img)
+        gen_images.write_grid(subdir, seeds)
+    name = os.path.basename(demo.snapshot)
+    return (f'{len(classes) * len(seeds)} images in {folder}/DR*/ (same as: python gen_images.py --network=.../{name} '
+            f'--seeds=0-{len(seeds) - 1} --class=DR<g> --grid)')
+
+#----------------------------------------------------------------------------
+# Stage 4: metrics. FID and KID share one feature extraction; names carry the image counts
+# (fid200_full = FID of 200 generated images against the full dataset; fid2k_full as upstream when the
+# count is a multiple of 1000). Lines go to <run>/metric-<name>.jsonl in NVIDIA's format.
+
+def count_name(prefix, count, suffix=''):
+    return f'{prefix}{count // 1000}k{suffix}' if count % 1000 == 0 else f'{prefix}{count}{suffix}'
+
+def write_metric_line(run_dir, metric, results, seconds, snapshot_pkl):
+    line = json.dumps(dict(results=results, metric=metric, total_time=seconds, total_time_str=dnnlib.format_time(seconds),
+                           num_gpus=1, snapshot_pkl=os.path.relpath(snapshot_pkl, run_dir), timestamp=time.time()))
+    with open(os.path.join(run_dir, f'metric-{metric}.jsonl'), 'at') as f:
+        f.write(line + '\n')
+
+def metric_options(demo, G):
+    metric_utils = require('metrics.metric_utils', 'the metrics stage')
+    with open(os.path.join(demo.run_dir, 'training_options.json')) as f:
+        dataset_kwargs = json.load(f)['training_set_kwargs']
+    dataset_kwargs.update(max_size=None, xflip=False, use_labels=True)
+    return metric_utils.MetricOptions(G=G, dataset_kwargs=dataset_kwargs, device=demo.device, progress=False,
+                                      cache=True, seed=0, detectors=demo.config.detectors, out_dir=demo.run_dir,
+                                      bootstrap=demo.config.bootstrap)
+
+def compute_metrics(demo):
+    gen_images = require('gen_images', 'the metrics stage')
+    G = gen_images.load_generator(demo.snapshot, _torch_device(demo.device))
+    cfg = demo.config
+    done, missing = [], []
+    for label, fn in [('FID/KID', _fid_kid), ('EQ-T', _eqt), ('spectrum', _spectrum), ('memorisation', _memorization)]:
+        start = time.time()
+        try:
+            names = fn(demo, G, cfg)
+        except StageUnavailable as e:
+            missing.append(f'{label} ({e})')
+            continue
+        done.extend(names)
+        demo.echo(f'      {label}: {", ".join(names)} in {dnnlib.format_time(time.time() - start)}')
+    if missing and not done:
+        raise StageUnavailable('; '.join(missing))
+    note = f'{", ".join(done)} written to {demo.run_dir}/metric-*.jsonl'
+    if missing:
+        note += f'; NOT AVAILABLE YET: {"; ".join(missing)}'
+    return note
+
+def _torch_device(name):
+    import torch
+    return torch.device(name)
+
+def _fid_kid(demo, G, cfg):
+    fid_lib = require('metrics.frechet_inception_distance', 'FID')
+    kid_lib = require('metrics.kernel_inception_distance', 'KID')
+    metric_utils = require('metrics.metric_utils', 'FID')
+    start = time.time()
+    opts = metric_options(demo, G)
+    detector = opts.get_detector('inception')
+    kwargs = dict(return_features=True)
+    real = metric_utils.compute_feature_stats_for_dataset(opts, detector, kwargs, capture_all=True, capture_mean_cov=True)
+    gen = metric_utils.compute_feature_stats_for_generator(opts, detector, kwargs, num_gen=cfg.metric_images,
+                                                           capture_all=True, capture_mean_cov=True)
+    feat_gen, feat_real = gen.get_all(), real.get_all()
+    fid_name, kid_name = count_name('fid', cfg.metric_images, '_full'), count_name('kid', cfg.metric_images, '_full')
+    fid = {fid_name: fid_lib.fid_from_stats(*gen.get_mean_cov(), *real.get_mean_cov())}
+    kid = {kid_name: kid_lib.kid_from_features(feat_gen, feat_real, num_subsets=100, max_subset_size=1000,
+                                               rng=0)}
+    if cfg.bootstrap > 0:
+        bootstrap = require('metrics.bootstrap', 'bootstrap intervals')
+        fid.update(bootstrap.summarize(bootstrap.bootstrap_fid(feat_gen, feat_real, cfg.bootstrap, seed=0), fid_name))
+        kid.update(bootstrap.summarize(bootstrap.bootstrap_kid(feat_gen, feat_real, cfg.bootstrap, seed=0), kid_name))
+    seconds = time.time() - start
+    write_metric_line(demo.run_dir, fid_name, fid, seconds, demo.snapshot)
+    write_metric_line(demo.run_dir, kid_name, kid, seconds, demo.snapshot)
+    return [f'{fid_name} = {fid[fid_name]:.2f}', f'{kid_name} = {kid[kid_name]:.4f}']
+
+def _eqt(demo, G, cfg):
+    equivariance = require('metrics.equivariance', 'EQ-T')
+    start = time.time()
+    opts = metric_options(demo, G)
+    opts.G_kwargs = dnnlib.EasyDict(opts.G_kwargs, force_fp32=True)
+    name = count_name('eqt', cfg.eq_samples, '_int')
+    value = equivariance.compute_equivariance_metric(opts, num_samples=cfg.eq_samples, batch_size=4, compute_eqt_int=True)
+    write_metric_line(demo.run_dir, name, {name: value}, time.time() - start, demo.snapshot)
+    return [f'{name} = {value:.2f} dB']
+
+def _spectrum(demo, G, cfg):
+    spectrum = require('metrics.spectrum', 'the power spectra')
+    start = time.time()
+    name = count_name('spectrum', cfg.spectrum_images)
+    results = spectrum.compute_spectrum_metric(metric_options(demo, G), name=name, num_images=cfg.spectrum_images)
+    write_metric_line(demo.run_dir, name, results, time.time() - start, demo.snapshot)
+    return [f'{name} = {results[name]:.3f}']
+
+def _memorization(demo, G, cfg):
+    memorization = require('metrics.memorization', 'the memorisation audit')
+    start = time.time()
+    name = count_name('memorization', cfg.metric_images)
+    results = memorization.compute_memorization_metric(metric_options(demo, G), name=name, num_gen=cfg.metric_images)
+    write_metric_line(demo.run_dir, name, results, time.time() - start, demo.snapshot)
+    return [f'{name}: {results.get(f"{name}_near_copies", "?")} near-copies']
+
+#----------------------------------------------------------------------------
+# Stage 5: the report.
+
+def write_report(demo):
+    report = require('fundus.report', 'the report stage')
+    demo.report = report.write_report(demo.run_dir, out=os.path.join(demo.outdir, 'report.html'), generate=True,
+                                      device=demo.device)
+    return demo.report
+
+#----------------------------------------------------------------------------
+
+def resolve_device(name):
+    import torch
+    if name == 'auto':
+        return 'cuda' if torch.cuda.is_available() else 'cpu'
+    if name == 'cuda' and not torch.cuda.is_available():
+        raise click.ClickException('--device=cuda: no CUDA GPU is available; use --device=cpu or --device=auto')
+    return name
+
+def run_demo(outdir='demo-out', minutes=10.0, device='auto', config=None, echo=print):
+    """Run every stage within `minutes` (wall clock, from the call).
+
+    Args:
+        outdir:  Folder for the dataset, the run directory, images and report.html.
+        minutes: Time budget; training gets what the other stages leave.
+        device:  'auto', 'cpu' or 'cuda'.
+        config:  DemoConfig; None = the preset for the device (cpu_config() / gpu_config()).
+        echo:    Where progress lines go.
+
+    Returns:
+        (list of StageResult, path of report.html or None).
+    """
+    start = time.time()
+    device = resolve_device(device)
+    config = config or (gpu_config() if device == 'cuda' else cpu_config())
+    os.makedirs(outdir, exist_ok=True)
+    demo = Demo(outdir, config, device, deadline=start + minutes * 60, echo=echo)
+    echo(f'fundus-stylegan3 demo: {config.name} preset on {device}, {minutes:g} minutes, output in {os.path.abspath(outdir)}')
+    stages = [
+        ('Phantom dataset',         build_dataset,   ()),
+        ('Training (stylegan3-t)',  train_network,   ('zip_path',)),
+        ('Generating images',       generate_images, ('snapshot',)),
+        ('Metrics',                 compute_metrics, ('snapshot',)),
+        ('Report',                  write_report,    ('run_dir',)),
+    ]
+    for i, (name, fn, needs) in enumerate(stages):
+        demo.stage(i + 1, len(stages), name, lambda fn=fn: fn(demo), needs=needs)
+    echo(f'Finished in {dnnlib.format_time(time.time() - start)}.')
+    if demo.report:
+        echo(f'Report: {os.path.abspath(demo.report)}')
+    return demo.results, demo.report
+
+#----------------------------------------------------------------------------
+
+@click.command()
+@click.option('--outdir',  help='Output folder', metavar='DIR', default='demo-out', show_default=True)
+@click.option('--minutes', help='Wall-clock budget; training gets what the other stages leave', type=click.FloatRange(min=0), default=10, show_default=True)
+@click.option('--device',  help='Where to run', type=click.Choice(['auto', 'cpu', 'cuda']), default='auto', show_default=True)
+def main(outdir, minutes, device):
+    """Build phantom fundus data, train a small StyleGAN3-T, generate, score and write an HTML report."""
+    results, _report = run_demo(outdir=outdir, minutes=minutes, device=device)
+    bad = [r for r in results if r.status == 'failed']
+    if bad:
+        raise click.ClickException(f'{len(bad)} stage(s) failed: {", ".join(r.name for r in bad)}')
+
+if __name__ == '__main__':
+    main()
+
+#----------------------------------------------------------------------------
