@@ -277,8 +277,10 @@ def test_cuda_ops_select_the_plugin_without_warnings(plugin):
         bias_act_mod.bias_act(x, torch.zeros([4], device='cuda'), act='lrelu', impl='cuda')
         flrelu_mod.filtered_lrelu(x, f, f, torch.zeros([4], device='cuda'), up=2, down=2, padding=[11, 10, 11, 10],
                                   clamp=256, impl='cuda')
+    # The configuration upsample2d used above (separable 12-tap filter, up=2): the plugin passed its check.
     ref = upfirdn2d_mod.ref_kernel
-    config = dict(upx=2, upy=1, downx=1, downy=1, padx0=6, padx1=5, pady0=0, pady1=0, flip=False, gain=2.0, fh=1, fw=12)
-    assert cuda_kernels.select_kernel('upfirdn2d', config, ref, x.device, torch.float32) is plugin
+    config = dict(upx=2, upy=2, downx=1, downy=1, padx0=6, padx1=5, pady0=6, pady1=5, flip=False, gain=4.0, fh=1, fw=12)
+    kernel = cuda_kernels.select_kernel('upfirdn2d', config, ref, x.device, torch.float32)
+    assert kernel is not ref and getattr(kernel, '__name__', '') == plugin.__name__
 
 #----------------------------------------------------------------------------

@@ -230,6 +230,18 @@ def test_self_check_accepts_the_emulated_kernels(emu, op, config, ref):
         with cuda_kernels.testing_hooks(plugin_loader=lambda: emu, device_check=lambda d: True):
             assert cuda_kernels.select_kernel(op, config, ref, 'cpu', torch.float32) is emu
 
+def test_self_check_is_immune_to_the_callers_autocast_and_rng(emu):
+    # Called from inside a mixed-precision forward: the reference must still run in float32, and the
+    # check must not consume the global RNG (training reproducibility).
+    op, config, ref = _CONFIGS[0]
+    torch.manual_seed(123)
+    expected = torch.rand([3])
+    torch.manual_seed(123)
+    with torch.autocast(device_type='cpu', dtype=torch.bfloat16), warnings.catch_warnings():
+        warnings.simplefilter('error')
+        assert cuda_kernels.self_check(op, config, emu, ref, torch.device('cpu'), torch.float32)
+    assert torch.equal(torch.rand([3]), expected)
+
 class _OffByOneSign(EmulatedKernel):
     # A plausible packing bug: codes written for element w land on element w + 1.
     def filtered_lrelu(self, *args):

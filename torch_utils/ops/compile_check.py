@@ -42,6 +42,27 @@ m = custom_ops.get_plugin(ck.PLUGIN_NAME, ck.PLUGIN_SOURCES, ck.PLUGIN_HEADERS, 
                           verbose=True, extra_cflags=ck.PLUGIN_CFLAGS, extra_cuda_cflags=ck.PLUGIN_CUDA_FLAGS)
 print('ENTRY_POINTS=' + ','.join(sorted(n for n in dir(m) if not n.startswith('_'))))
 print('MODULE_FILE=' + m.__file__)
+
+# Call every entry point with the argument list of docs/kernels.md on CPU tensors: the bindings must
+# accept the types and stop at their first TORCH_CHECK (device), which proves the signatures without a GPU.
+import torch
+x, f = torch.zeros([1, 1, 4, 4]), torch.ones([1, 1])
+e, u8 = torch.empty([0]), torch.empty([0], dtype=torch.uint8)
+calls = dict(
+    upfirdn2d=lambda: m.upfirdn2d(x, f, 1, 1, 1, 1, 0, 0, 0, 0, False, 1.0),
+    bias_act=lambda: m.bias_act(x, e, e, e, e, 0, 1, 3, 0.2, 1.4, -1.0),
+    filtered_lrelu=lambda: m.filtered_lrelu(x, f, f, e, u8, 1, 1, 0, 0, 0, 0, 0, 0, 1.4, 0.2, -1.0, False, True),
+    filtered_lrelu_act_=lambda: m.filtered_lrelu_act_(x, u8, 0, 0, 1.4, 0.2, -1.0, True),
+)
+for name, call in calls.items():
+    try:
+        call()
+        print(f'SIGNATURE_FAIL={name}: accepted a CPU tensor')
+    except RuntimeError as err:
+        ok = 'must be a CUDA tensor' in str(err)
+        print(f'SIGNATURE_{"OK" if ok else "FAIL"}={name}: {str(err).splitlines()[0]}')
+    except TypeError as err:
+        print(f'SIGNATURE_FAIL={name}: {str(err).splitlines()[0]}')
 '''
 
 #----------------------------------------------------------------------------
@@ -121,6 +142,17 @@ def _run_build(verbose):
         _fail(f'the build failed after {seconds:.1f} s (output above)')
     return log, seconds
 
+def _check_entry_points(log):
+    entry = re.search(r'^ENTRY_POINTS=(.*)$', log, re.MULTILINE)
+    found = set(entry.group(1).split(',')) if entry else set()
+    missing = [name for name in ENTRY_POINTS if name not in found]
+    if missing:
+        _fail(f'the plugin lacks the entry points {missing}')
+    bad = re.findall(r'^SIGNATURE_FAIL=(.*)$', log, re.MULTILINE)
+    ok = re.findall(r'^SIGNATURE_OK=(\w+)', log, re.MULTILINE)
+    if bad or sorted(ok) != sorted(ENTRY_POINTS):
+        _fail('entry points do not take the argument lists of docs/kernels.md: ' + '; '.join(bad or ok))
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description='Compile the CUDA kernels with nvcc (no GPU needed).')
     parser.add_argument('--force', action='store_true', help='Delete the cached build and compile from scratch.')
@@ -132,24 +164,21 @@ def main(argv=None):
     if args.force and os.path.isdir(build_dir):
         shutil.rmtree(build_dir)
 
-    # Cache hit: this exact source tree (the directory name) already passed with these flags.
+    # Cache hit: this exact source tree (the directory name) already compiled cleanly with these flags;
+    # the build below is then a ninja no-op plus the import and signature checks (a few seconds).
     record = _read_stamp(stamp)
-    if record is not None and record.get('flags') == _flags():
-        print(f'compile_check: OK (cached): {build_dir} passed on {record["date"]}, '
-              f'compiled in {record["seconds"]:.1f} s; archs {",".join(record["archs"])}')
-        return 0
-
-    print(f'compile_check: building {build_dir} ...', flush=True)
+    cached = record is not None and record.get('flags') == _flags()
+    print(f'compile_check: {"checking the cached build" if cached else "building"} {build_dir} ...', flush=True)
     log, seconds = _run_build(args.verbose)
+    _check_entry_points(log)
+    if cached:
+        print(f'compile_check: OK (cached): passed on {record["date"]}, compiled in {record["seconds"]:.1f} s; '
+              f'archs {",".join(record["archs"])}; entry points and signatures checked in {seconds:.1f} s')
+        return 0
     bad = unjustified_warnings(log)
     if bad:
         shutil.rmtree(build_dir, ignore_errors=True) # Otherwise ninja's up-to-date objects would hide them next time.
         _fail('unjustified warnings (add a fix, or a pattern with its reason to JUSTIFIED_WARNINGS):\n  ' + '\n  '.join(bad))
-    entry = re.search(r'^ENTRY_POINTS=(.*)$', log, re.MULTILINE)
-    found = set(entry.group(1).split(',')) if entry else set()
-    missing = [name for name in ENTRY_POINTS if name not in found]
-    if missing:
-        _fail(f'the plugin lacks the entry points {missing}')
     archs, want = archs_in_build_file(build_dir), expected_archs(os.environ['TORCH_CUDA_ARCH_LIST'])
     if archs != want:
         _fail(f'nvcc targets {archs}, expected {want} from TORCH_CUDA_ARCH_LIST')

@@ -142,9 +142,12 @@ class SelfCheckFailure(RuntimeError):
 def self_check(op_name, config, plugin, ref_kernel, device, dtype):
     """True if `plugin` agrees with `ref_kernel` for this configuration; otherwise warns (strict mode:
     raises) with the largest error and the tolerance, and returns False."""
-    gen = torch.Generator().manual_seed(_config_seed(op_name, config))
+    gen = torch.Generator().manual_seed(_config_seed(op_name, config)) # Never touches the global RNG.
+    device = torch.device(device)
     try:
-        problems = _PROBES[op_name](dict(config or {}), plugin, ref_kernel, torch.device(device), dtype, gen)
+        # The caller may be under autocast (mixed-precision training): the reference must run in dtype.
+        with torch.no_grad(), torch.autocast(device_type=device.type, enabled=False):
+            problems = _PROBES[op_name](dict(config or {}), plugin, ref_kernel, device, dtype, gen)
     except Exception as e: # A crash in the plugin is a failed check, not a crashed training run.
         problems = [f'the plugin raised {type(e).__name__}: {e}']
     if not problems:
