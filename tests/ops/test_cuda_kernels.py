@@ -36,6 +36,12 @@ def plugin():
     finally:
         del os.environ[custom_ops.STRICT_ENV]
 
+@pytest.fixture(autouse=True)
+def _strict(monkeypatch):
+    # A failed self-check must fail the lane: without this, the ops would quietly use the reference
+    # and the impl='cuda' vs impl='ref' comparisons below would pass vacuously.
+    monkeypatch.setenv(custom_ops.STRICT_ENV, '1')
+
 @pytest.fixture(scope='module', autouse=True)
 def _write_calibration():
     yield
