@@ -231,7 +231,7 @@ def test_cuda_filtered_lrelu_signs_equal_exactly_in_fp32_away_from_ties(plugin):
     assert rc == 0
     t = upfirdn2d_mod.ref_kernel.upfirdn2d(x.double(), torch.outer(fu, fu), 4, 4, 1, 1, 9, 8, 9, 8, False, 16.0)
     a = torch.where(t < 0, t * 0.2, t) * math.sqrt(2)
-    ties = (t.abs() < 1e-5) | ((a.abs() - 2.0).abs() < 1e-5)
+    ties = (t.abs() < 1e-4) | ((a.abs() - 2.0).abs() < 1e-4) # Beyond fp32 + fast-math rounding of |t| <= ~20.
     codes_p, codes_r = cuda_kernels.unpack_signs(s_p), cuda_kernels.unpack_signs(s_r)
     w = t.shape[3]
     differ = codes_p[..., :w] != codes_r[..., :w]
