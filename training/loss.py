@@ -121,12 +121,16 @@ class StyleGAN2Loss(Loss):
             terms.Gmain = self._G_main(gen_z, gen_c, blur_sigma, generator).mul(gain)
         if phase in ('Greg', 'Gboth'):
             terms.Gpl = self._G_pl(gen_z, gen_c, generator).mul(gain)
+        loss_Dgen = None
         if phase in ('Dmain', 'Dboth'):
-            terms.Dgen = self._D_gen(gen_z, gen_c, blur_sigma, generator).mul(gain)
+            loss_Dgen = self._D_gen(gen_z, gen_c, blur_sigma, generator)        # [N]
+            terms.Dgen = loss_Dgen.mean().mul(gain)
         if phase in ('Dmain', 'Dreg', 'Dboth'):
-            real_terms, real_logits = self._D_real(phase, real_img, real_c, blur_sigma, generator)
+            real_terms, real_logits, loss_Dreal = self._D_real(phase, real_img, real_c, blur_sigma, generator)
             for name, value in real_terms.items():
                 terms[name] = value.mul(gain)
+            if loss_Dgen is not None and loss_Dreal is not None and loss_Dgen.shape == loss_Dreal.shape:
+                training_stats.report('Loss/D/loss', loss_Dgen.detach() + loss_Dreal.detach()) # Both halves, per sample.
         return dnnlib.EasyDict(terms=terms, real_logits=real_logits)
 
     def _G_main(self, gen_z, gen_c, blur_sigma, generator):
@@ -162,7 +166,7 @@ class StyleGAN2Loss(Loss):
         gen_logits = self.run_D(gen_img.detach(), gen_c, blur_sigma=blur_sigma, update_emas=True, generator=generator)
         training_stats.report('Loss/scores/fake', gen_logits)
         training_stats.report('Loss/signs/fake', gen_logits.sign())
-        return torch.nn.functional.softplus(gen_logits).mean()
+        return torch.nn.functional.softplus(gen_logits).flatten()
 
     def _D_real(self, phase, real_img, real_c, blur_sigma, generator):
         # One D pass on reals serves both the main term and R1 (gradient w.r.t. the unblurred, unaugmented x).
@@ -174,9 +178,9 @@ class StyleGAN2Loss(Loss):
         training_stats.report('Loss/scores/real', real_logits)
         training_stats.report('Loss/signs/real', real_logits.sign())
         terms = dnnlib.EasyDict()
+        loss_Dreal = None
         if do_main:
-            loss_Dreal = torch.nn.functional.softplus(-real_logits)
-            training_stats.report('Loss/D/loss', loss_Dreal)
+            loss_Dreal = torch.nn.functional.softplus(-real_logits).flatten()  # [N]
             terms.Dreal = loss_Dreal.mean()
         if do_r1:
             with conv2d_gradfix.no_weight_gradients():
@@ -186,7 +190,7 @@ class StyleGAN2Loss(Loss):
             loss_Dr1 = r1_penalty * (self.r1_gamma / 2)
             training_stats.report('Loss/D/reg', loss_Dr1)
             terms.Dr1 = loss_Dr1.mean()
-        return terms, real_logits.detach()
+        return terms, real_logits.detach(), loss_Dreal
 
 #----------------------------------------------------------------------------
 

@@ -51,6 +51,17 @@ def test_loss_returns_named_scalars_and_does_not_touch_gradients():
     # Closed form of the main terms from the returned logits.
     torch.testing.assert_close(out.terms.Dreal, torch.nn.functional.softplus(-out.real_logits).mean())
 
+def test_reported_d_loss_is_the_sum_of_fake_and_real_halves():
+    from torch_utils import training_stats
+    G, D, _ = _nets()
+    loss = loss_module.StyleGAN2Loss('cpu', G, D, r1_gamma=0)
+    reals, rc, z, gc = _batch(G)
+    collector = training_stats.Collector(regex='Loss/D/loss')
+    out = loss.phase_losses('Dmain', reals, rc, z, gc, gain=1, cur_nimg=0)
+    collector.update()
+    assert collector.num('Loss/D/loss') == 4
+    assert collector.mean('Loss/D/loss') == pytest.approx(float(out.terms.Dgen + out.terms.Dreal), rel=1e-5)
+
 def test_r1_is_positive_and_scales_with_gamma_and_gain():
     G, D, _ = _nets()
     reals, rc, z, gc = _batch(G)
