@@ -94,7 +94,7 @@ def test_pl_and_style_mixing_run_for_stylegan2():
     gen = torch.Generator().manual_seed(3)
     G.requires_grad_(True)
     out = loss.phase_losses('Greg', reals, rc, z, gc, gain=4, cur_nimg=0, generator=gen)
-    assert float(out.terms.Gpl) > 0
+    assert float(out.terms.Gpl.detach()) > 0
     assert float(loss.pl_mean) > 0 # Running mean moved from 0 by pl_decay * mean length.
 
 def test_blur_sigma_fades_linearly_to_zero():
