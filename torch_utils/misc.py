@@ -1,239 +1,236 @@
-# Small PyTorch helpers: cached constants, shape contracts, parameter copying, samplers, summaries.
+# Small PyTorch helpers: cached constant tensors, shape contracts, an endless data sampler, copying
+# weights between networks by name, DDP helpers and a per-module summary table.
 
 import contextlib
+import functools
+import itertools
 import re
 import warnings
 
 import numpy as np
 import torch
 
-import dnnlib
-
 #----------------------------------------------------------------------------
-# Cached constant tensors. Keyed by value, shape, dtype and device, so repeated calls are free.
+# Constant tensors built from Python/NumPy values, memoised so hot paths (filters, masks, gains) do not
+# re-upload the same data every call. The key includes the bytes of the value, so equal values share.
 
-_constant_cache = dict()
+_constants = dict()
 
 def constant(value, shape=None, dtype=None, device=None, memory_format=None):
-    value = np.asarray(value)
-    if shape is not None:
-        shape = tuple(shape)
-    if dtype is None:
-        dtype = torch.get_default_dtype()
-    if device is None:
-        device = torch.device('cpu')
-    if memory_format is None:
-        memory_format = torch.contiguous_format
-
-    key = (value.shape, value.dtype, value.tobytes(), shape, dtype, device, memory_format)
-    tensor = _constant_cache.get(key, None)
-    if tensor is None:
-        tensor = torch.as_tensor(value.copy(), dtype=dtype, device=device)
-        if shape is not None:
-            tensor, _ = torch.broadcast_tensors(tensor, torch.empty(shape))
-        tensor = tensor.contiguous(memory_format=memory_format)
-        _constant_cache[key] = tensor
-    return tensor
+    array = np.array(value)                                    # Our own copy; safe to wrap with from_numpy.
+    dtype = torch.get_default_dtype() if dtype is None else dtype
+    device = torch.device('cpu') if device is None else torch.device(device)
+    memory_format = torch.contiguous_format if memory_format is None else memory_format
+    target_shape = None if shape is None else tuple(shape)
+    key = (array.dtype.str, array.shape, array.tobytes(), target_shape, dtype, device, memory_format)
+    if key not in _constants:
+        t = torch.from_numpy(array).to(device=device, dtype=dtype)
+        if target_shape is not None:
+            t = t.expand(target_shape)
+        _constants[key] = t.contiguous(memory_format=memory_format)
+    return _constants[key]
 
 def reset_for_tests():
-    _constant_cache.clear()
+    _constants.clear()
 
 #----------------------------------------------------------------------------
-# Shape contracts. `ref_shape` entries: int (exact), None (any), or a tensor (traced size).
+# Shape contracts at module boundaries. Entries of `ref_shape`: an int (must match), None (anything),
+# or a 0-d tensor (a size that is only known while tracing).
 
 class ShapeError(AssertionError, ValueError):
-    """A tensor's shape breaks a module's contract. Both an AssertionError and a ValueError."""
+    """A tensor broke a module's shape contract. Catchable as AssertionError or ValueError."""
 
 def assert_shape(tensor, ref_shape, name='tensor'):
-    if tensor.ndim != len(ref_shape):
-        raise ShapeError(f'Wrong number of dimensions for {name}: got {tensor.ndim} ({list(tensor.shape)}), expected {len(ref_shape)} ({list(ref_shape)})')
-    for idx, (size, ref_size) in enumerate(zip(tensor.shape, ref_shape)):
-        if ref_size is None:
+    got = list(tensor.shape)
+    if len(got) != len(ref_shape):
+        raise ShapeError(f'Wrong number of dimensions for {name}: got {len(got)} ({got}), expected {len(ref_shape)} ({list(ref_shape)})')
+    for dim, want in enumerate(ref_shape):
+        have = got[dim]
+        if want is None:
             continue
-        if isinstance(ref_size, torch.Tensor):
+        if isinstance(want, torch.Tensor) or isinstance(have, torch.Tensor):
+            # Traced sizes: compare as tensors so the check is recorded in the trace.
             with suppress_tracer_warnings():
-                torch._assert(torch.equal(torch.as_tensor(size), ref_size), f'Wrong size for dimension {idx} of {name}')
-        elif isinstance(size, torch.Tensor):
-            with suppress_tracer_warnings():
-                torch._assert(torch.equal(size, torch.as_tensor(ref_size)), f'Wrong size for dimension {idx} of {name}: expected {ref_size}')
-        elif size != ref_size:
-            raise ShapeError(f'Wrong size for dimension {idx} of {name}: got {size} ({list(tensor.shape)}), expected {ref_size} ({list(ref_shape)})')
+                torch._assert(torch.equal(torch.as_tensor(have), torch.as_tensor(want)), f'Wrong size for dimension {dim} of {name}')
+            continue
+        if have != want:
+            raise ShapeError(f'Wrong size for dimension {dim} of {name}: got {have} ({got}), expected {want} ({list(ref_shape)})')
 
 @contextlib.contextmanager
 def suppress_tracer_warnings():
     with warnings.catch_warnings():
-        warnings.filterwarnings('ignore', category=torch.jit.TracerWarning)
+        warnings.simplefilter('ignore', category=torch.jit.TracerWarning)
         yield
 
 #----------------------------------------------------------------------------
-# Profiling scope: the function's name appears in torch.profiler traces.
 
 def profiled_function(fn):
-    def decorator(*args, **kwargs):
+    """Decorator: the call shows up under the function's name in torch.profiler traces."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
         with torch.autograd.profiler.record_function(fn.__name__):
             return fn(*args, **kwargs)
-    decorator.__name__ = fn.__name__
-    decorator.__doc__ = fn.__doc__
-    return decorator
+    return wrapper
 
 #----------------------------------------------------------------------------
-# Endless, seeded, locally shuffled sampler for the training loop. Each rank takes every num_replicas-th
-# item of one shared permutation, so ranks see disjoint data.
+# An endless sampler for the training loop. All ranks walk one global stream of indices, made of one
+# seeded permutation per epoch laid end to end; rank r takes stream positions r, r + R, r + 2R, ...
+# So the union of what R ranks take in one step is what a single process would take with R times the
+# batch (this makes multi-process runs comparable with single-process ones), and a run can resume at
+# any position of its stream.
 
 class InfiniteSampler(torch.utils.data.Sampler):
     def __init__(self,
-        dataset,            # Anything with __len__.
-        rank        = 0,    # This process's index.
-        num_replicas= 1,    # Number of processes.
-        shuffle     = True, # Shuffle the order?
-        seed        = 0,    # Seed of the shuffle.
-        window_size = 0.5,  # Fraction of the dataset within which items are locally swapped.
-        start_index = 0,    # Position to resume from (counted in items of this rank's stream).
+        dataset,                # Anything with __len__.
+        rank            = 0,    # Index of this process.
+        num_replicas    = 1,    # Number of processes sharing the stream.
+        shuffle         = True, # Permute each epoch? Otherwise 0, 1, 2, ... repeated.
+        seed            = 0,    # Seed of the permutations.
+        start_index     = 0,    # How many items of this rank's stream to skip (resume).
     ):
         if len(dataset) == 0:
             raise ValueError('InfiniteSampler: the dataset is empty')
-        if not (num_replicas > 0 and 0 <= rank < num_replicas):
-            raise ValueError(f'InfiniteSampler: rank {rank} outside 0..{num_replicas - 1}')
-        if not 0 <= window_size <= 1:
-            raise ValueError(f'InfiniteSampler: window_size {window_size} outside [0, 1]')
+        if not (num_replicas >= 1 and 0 <= rank < num_replicas):
+            raise ValueError(f'InfiniteSampler: rank {rank} is outside 0..{num_replicas - 1}')
+        if start_index < 0:
+            raise ValueError(f'InfiniteSampler: start_index must be >= 0, got {start_index}')
         super().__init__()
-        self.dataset = dataset
+        self.num_items = len(dataset)
         self.rank = rank
         self.num_replicas = num_replicas
         self.shuffle = shuffle
         self.seed = seed
-        self.window_size = window_size
         self.start_index = start_index
 
-    def __iter__(self):
-        order = np.arange(len(self.dataset))
-        rnd = None
-        window = 0
-        if self.shuffle:
-            rnd = np.random.RandomState(self.seed)
-            rnd.shuffle(order)
-            window = int(np.rint(order.size * self.window_size))
+    def _epoch_order(self, epoch):
+        if not self.shuffle:
+            return np.arange(self.num_items)
+        return np.random.RandomState([self.seed, epoch]).permutation(self.num_items)
 
-        idx = 0
-        emitted = 0
-        while True:
-            i = idx % order.size
-            if idx % self.num_replicas == self.rank:
-                if emitted >= self.start_index:
-                    yield order[i]
-                emitted += 1
-            if window >= 2:
-                j = (i - rnd.randint(window)) % order.size
-                order[i], order[j] = order[j], order[i]
-            idx += 1
+    def _stream(self):
+        for epoch in itertools.count():
+            yield from self._epoch_order(epoch)
+
+    def __iter__(self):
+        # Position p of the global stream belongs to rank p % num_replicas.
+        first = self.rank + self.start_index * self.num_replicas
+        return itertools.islice(self._stream(), first, None, self.num_replicas)
 
 #----------------------------------------------------------------------------
-# Parameters and buffers.
+# Parameters and buffers by name: the currency of checkpoints and network upgrades.
 
 def params_and_buffers(module):
-    return list(module.parameters()) + list(module.buffers())
+    return [*module.parameters(), *module.buffers()]
 
 def named_params_and_buffers(module):
-    return list(module.named_parameters()) + list(module.named_buffers())
+    return [*module.named_parameters(), *module.named_buffers()]
 
 @torch.no_grad()
 def copy_params_and_buffers(src_module, dst_module, require_all=False):
-    """Copy tensors by name from src to dst. Missing names raise only when require_all=True;
-    shape mismatches always raise, naming the tensor."""
-    src_tensors = dict(named_params_and_buffers(src_module))
-    for name, tensor in named_params_and_buffers(dst_module):
-        if name not in src_tensors:
-            if require_all:
-                raise KeyError(f'copy_params_and_buffers: {name!r} missing in the source module')
+    """Copy every tensor of dst that src has under the same name. A name missing in src is an error only
+    with require_all=True; a shape mismatch is always an error (it names the tensor)."""
+    available = dict(named_params_and_buffers(src_module))
+    missing = [name for name, _ in named_params_and_buffers(dst_module) if name not in available]
+    if require_all and missing:
+        raise KeyError(f'copy_params_and_buffers: {missing[0]!r} missing in the source module ({len(missing)} missing in all)')
+    for name, dst in named_params_and_buffers(dst_module):
+        src = available.get(name)
+        if src is None:
             continue
-        src = src_tensors[name]
-        if src.shape != tensor.shape:
-            raise ValueError(f'copy_params_and_buffers: {name!r} has shape {list(src.shape)} in the source but {list(tensor.shape)} in the destination')
-        tensor.copy_(src.detach()).requires_grad_(tensor.requires_grad)
+        if src.shape != dst.shape:
+            raise ValueError(f'copy_params_and_buffers: {name!r} has shape {list(src.shape)} in the source but {list(dst.shape)} in the destination')
+        dst.copy_(src.detach())
+
+#----------------------------------------------------------------------------
+# DistributedDataParallel helpers.
 
 @contextlib.contextmanager
 def ddp_sync(module, sync):
-    """Skip DDP's gradient all-reduce (no_sync) during gradient accumulation when sync=False."""
-    if isinstance(module, torch.nn.parallel.DistributedDataParallel) and not sync:
-        with module.no_sync():
-            yield
-    else:
+    """With sync=False, skip DDP's gradient all-reduce (gradient accumulation over rounds)."""
+    skip = isinstance(module, torch.nn.parallel.DistributedDataParallel) and not sync
+    with (module.no_sync() if skip else contextlib.nullcontext()):
         yield
 
 def check_ddp_consistency(module, ignore_regex=None):
-    """Raise if any parameter or buffer differs across ranks (NaNs compare equal)."""
+    """Raise if a parameter or buffer differs between rank 0 and this rank (NaNs count as equal)."""
     if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
         return
-    for name, tensor in named_params_and_buffers(module):
-        fullname = type(module).__name__ + '.' + name
-        if ignore_regex is not None and re.fullmatch(ignore_regex, fullname):
+    prefix = type(module).__name__
+    for name, value in named_params_and_buffers(module):
+        if ignore_regex is not None and re.fullmatch(ignore_regex, f'{prefix}.{name}'):
             continue
-        tensor = tensor.detach()
-        if tensor.is_floating_point():
-            tensor = torch.nan_to_num(tensor)
-        other = tensor.clone()
-        torch.distributed.broadcast(tensor=other, src=0)
-        if not (tensor == other).all():
-            raise RuntimeError(f'{fullname} differs between ranks')
+        mine = torch.nan_to_num(value.detach()) if value.is_floating_point() else value.detach()
+        reference = mine.clone()
+        torch.distributed.broadcast(reference, src=0)
+        if not torch.equal(mine, reference):
+            raise RuntimeError(f'{prefix}.{name} differs between ranks')
 
 #----------------------------------------------------------------------------
-# Module summary: a table of submodules with parameter and buffer counts and output shapes.
+# Module summary: one row per submodule that ran, with the parameters and buffers it owns (counted once,
+# at the innermost module) and the shapes it produced.
+
+def _tensors_of(obj):
+    items = obj if isinstance(obj, (tuple, list)) else [obj]
+    return [t for t in items if isinstance(t, torch.Tensor)]
+
+def _record_calls(module, inputs, max_nesting):
+    calls = []
+    depth = [0]
+    def enter(_mod, _args):
+        depth[0] += 1
+    def leave(mod, _args, out):
+        depth[0] -= 1
+        if depth[0] <= max_nesting:
+            calls.append((mod, _tensors_of(out)))
+    handles = [m.register_forward_pre_hook(enter) for m in module.modules()]
+    handles += [m.register_forward_hook(leave) for m in module.modules()]
+    try:
+        result = module(*inputs)
+    finally:
+        for h in handles:
+            h.remove()
+    return result, calls
+
+def _summary_rows(module, calls, skip_redundant):
+    names = {m: n for n, m in module.named_modules()}
+    counted = set()
+    rows = []
+    for mod, outs in calls:
+        params = [t for t in mod.parameters() if id(t) not in counted]
+        buffers = [t for t in mod.buffers() if id(t) not in counted]
+        new_outs = [t for t in outs if id(t) not in counted]
+        counted.update(id(t) for t in params + buffers + new_outs)
+        if skip_redundant and not (params or buffers or new_outs):
+            continue
+        label = '<top-level>' if mod is module else names[mod]
+        n_params = sum(t.numel() for t in params)
+        n_buffers = sum(t.numel() for t in buffers)
+        described = [(str(list(t.shape)), str(t.dtype).replace('torch.', '')) for t in outs] or [('-', '-')]
+        for k, (shape, dtype) in enumerate(described):
+            suffix = f':{k}' if len(described) > 1 else ''
+            rows.append([label + suffix, str(n_params or '-') if k == 0 else '-', str(n_buffers or '-') if k == 0 else '-', shape, dtype])
+            yield_counts = (n_params, n_buffers) if k == 0 else (0, 0)
+            rows[-1].append(yield_counts)
+    return rows
 
 def print_module_summary(module, inputs, max_nesting=3, skip_redundant=True, file=None):
+    """Run module(*inputs) once and print a table of submodules; returns the module's output."""
     if not isinstance(module, torch.nn.Module) or isinstance(module, torch.jit.ScriptModule):
         raise TypeError('print_module_summary: expected a (non-scripted) torch.nn.Module')
     if not isinstance(inputs, (tuple, list)):
         raise TypeError('print_module_summary: inputs must be a tuple or list')
-
-    entries = []
-    nesting = [0]
-    def pre_hook(_mod, _inputs):
-        nesting[0] += 1
-    def post_hook(mod, _inputs, outputs):
-        nesting[0] -= 1
-        if nesting[0] <= max_nesting:
-            outputs = list(outputs) if isinstance(outputs, (tuple, list)) else [outputs]
-            outputs = [t for t in outputs if isinstance(t, torch.Tensor)]
-            entries.append(dnnlib.EasyDict(mod=mod, outputs=outputs))
-    hooks = [mod.register_forward_pre_hook(pre_hook) for mod in module.modules()]
-    hooks += [mod.register_forward_hook(post_hook) for mod in module.modules()]
-    try:
-        outputs = module(*inputs)
-    finally:
-        for hook in hooks:
-            hook.remove()
-
-    # Count each tensor once, at the innermost module that ran.
-    seen = set()
-    for e in entries:
-        e.unique_params = [t for t in e.mod.parameters() if id(t) not in seen]
-        e.unique_buffers = [t for t in e.mod.buffers() if id(t) not in seen]
-        e.unique_outputs = [t for t in e.outputs if id(t) not in seen]
-        seen |= {id(t) for t in e.unique_params + e.unique_buffers + e.unique_outputs}
-    if skip_redundant:
-        entries = [e for e in entries if len(e.unique_params) or len(e.unique_buffers) or len(e.unique_outputs)]
-
-    names = {mod: name for name, mod in module.named_modules()}
-    rows = [[type(module).__name__, 'Parameters', 'Buffers', 'Output shape', 'Datatype'], ['---'] * 5]
-    total_params = total_buffers = 0
-    for e in entries:
-        name = '<top-level>' if e.mod is module else names[e.mod]
-        n_params = sum(t.numel() for t in e.unique_params)
-        n_buffers = sum(t.numel() for t in e.unique_buffers)
-        shapes = [str(list(t.shape)) for t in e.outputs] or ['-']
-        dtypes = [str(t.dtype).split('.')[-1] for t in e.outputs] or ['-']
-        rows.append([name + (':0' if len(e.outputs) >= 2 else ''), str(n_params or '-'), str(n_buffers or '-'), shapes[0], dtypes[0]])
-        for idx in range(1, len(e.outputs)):
-            rows.append([name + f':{idx}', '-', '-', shapes[idx], dtypes[idx]])
-        total_params += n_params
-        total_buffers += n_buffers
-    rows += [['---'] * 5, ['Total', str(total_params), str(total_buffers), '', '']]
-
-    widths = [max(len(cell) for cell in column) for column in zip(*rows)]
+    result, calls = _record_calls(module, inputs, max_nesting)
+    rows = _summary_rows(module, calls, skip_redundant)
+    total_params = sum(r[-1][0] for r in rows)
+    total_buffers = sum(r[-1][1] for r in rows)
+    table = [[type(module).__name__, 'Parameters', 'Buffers', 'Output shape', 'Datatype'], ['---'] * 5]
+    table += [r[:-1] for r in rows]
+    table += [['---'] * 5, ['Total', str(total_params), str(total_buffers), '', '']]
+    widths = [max(len(row[i]) for row in table) for i in range(5)]
     print(file=file)
-    for row in rows:
-        print('  '.join(cell + ' ' * (width - len(cell)) for cell, width in zip(row, widths)), file=file)
+    for row in table:
+        print('  '.join(cell.ljust(width) for cell, width in zip(row, widths)), file=file)
     print(file=file)
-    return outputs
+    return result
 
 #----------------------------------------------------------------------------

@@ -41,8 +41,8 @@ def test_infinite_sampler_is_seeded_and_covers_dataset():
 
 def test_infinite_sampler_ranks_are_disjoint_and_resumable():
     data = list(range(12))
-    r0 = _take(misc.InfiniteSampler(data, rank=0, num_replicas=2, seed=3, window_size=0), 6)
-    r1 = _take(misc.InfiniteSampler(data, rank=1, num_replicas=2, seed=3, window_size=0), 6)
+    r0 = _take(misc.InfiniteSampler(data, rank=0, num_replicas=2, seed=3), 6)
+    r1 = _take(misc.InfiniteSampler(data, rank=1, num_replicas=2, seed=3), 6)
     assert set(r0).isdisjoint(r1) and sorted(r0 + r1) == data
     full = _take(misc.InfiniteSampler(data, seed=5), 30)
     resumed = _take(misc.InfiniteSampler(data, seed=5, start_index=17), 13)
