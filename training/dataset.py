@@ -35,6 +35,14 @@ class LabelsIgnoredWarning(UserWarning):
 #----------------------------------------------------------------------------
 
 class Dataset(torch.utils.data.Dataset):
+    """Base class: subclasses provide _load_raw_image(raw_idx) -> uint8 [C, H, W] and _load_raw_labels().
+
+    Item i of the dataset is raw image `self._items[i].raw` (flipped along x when `.flip`). The item table
+    is fixed at construction: first the max_size subset (the first max_size positions of a seeded
+    permutation, in sorted order, as NVIDIA's loader chooses them, so FID reference sets agree), then,
+    with xflip, the same list again marked as flipped.
+    """
+
     def __init__(self,
         name,                   # Name of the dataset (the file or folder name without extension).
         raw_shape,              # Shape of the raw image data: [N, C, H, W].
@@ -44,45 +52,20 @@ class Dataset(torch.utils.data.Dataset):
         random_seed = 0,        # Seed of the max_size subset.
     ):
         self._name = name
-        self._raw_shape = list(raw_shape)
+        self._raw_shape = [int(n) for n in raw_shape]
         self._use_labels = use_labels
-        self._raw_labels = None
-        self._label_shape = None
+        self._labels_cache = None
+        self._items = _item_table(self._raw_shape[0], max_size, xflip, random_seed)
 
-        # Choose the subset, then the flips.
-        self._raw_idx = np.arange(self._raw_shape[0], dtype=np.int64)
-        if max_size is not None and self._raw_idx.size > max_size:
-            np.random.RandomState(random_seed % (1 << 31)).shuffle(self._raw_idx)
-            self._raw_idx = np.sort(self._raw_idx[:max_size])
-        self._xflip = np.zeros(self._raw_idx.size, dtype=np.uint8)
-        if xflip:
-            self._raw_idx = np.tile(self._raw_idx, 2)
-            self._xflip = np.concatenate([self._xflip, np.ones_like(self._xflip)])
+    # Subclass hooks.
+    def _load_raw_image(self, raw_idx):
+        raise NotImplementedError
 
-    def _get_raw_labels(self):
-        if self._raw_labels is None:
-            self._raw_labels = self._load_raw_labels() if self._use_labels else None
-            if self._raw_labels is None:
-                self._raw_labels = np.zeros([self._raw_shape[0], 0], dtype=np.float32)
-            assert isinstance(self._raw_labels, np.ndarray)
-            assert self._raw_labels.shape[0] == self._raw_shape[0]
-            assert self._raw_labels.dtype in [np.float32, np.int64]
-            if self._raw_labels.dtype == np.int64:
-                assert self._raw_labels.ndim == 1
-                assert np.all(self._raw_labels >= 0)
-        return self._raw_labels
+    def _load_raw_labels(self):
+        raise NotImplementedError
 
-    def close(self): # To override.
+    def close(self):
         pass
-
-    def _load_raw_image(self, raw_idx): # To override.
-        raise NotImplementedError
-
-    def _load_raw_labels(self): # To override.
-        raise NotImplementedError
-
-    def __getstate__(self):
-        return dict(self.__dict__)
 
     def __del__(self):
         try:
@@ -90,38 +73,43 @@ class Dataset(torch.utils.data.Dataset):
         except Exception:
             pass
 
-    def __len__(self):
-        return self._raw_idx.size
-
-    def __getitem__(self, idx):
-        image = self._load_raw_image(self._raw_idx[idx])
-        assert isinstance(image, np.ndarray)
-        if list(image.shape) != self.image_shape:
-            raise DatasetError(f'{self._describe(self._raw_idx[idx])}: image has shape {list(image.shape)} (C, H, W), '
-                               f'but the dataset\'s first image has {self.image_shape}; rebuild it with dataset_tool.py')
-        assert image.dtype == np.uint8
-        if self._xflip[idx]:
-            assert image.ndim == 3 # CHW
-            image = image[:, :, ::-1]
-        return image.copy(), self.get_label(idx)
-
     def _describe(self, raw_idx):
         return f'{self._name}[{raw_idx}]'
 
+    # Labels: loaded on first use, validated once.
+    def _raw_labels(self):
+        if self._labels_cache is None:
+            labels = self._load_raw_labels() if self._use_labels else None
+            if labels is None:
+                labels = np.zeros([self._raw_shape[0], 0], dtype=np.float32)
+            _validate_raw_labels(labels, self._raw_shape[0], self._name)
+            self._labels_cache = labels
+        return self._labels_cache
+
+    def __len__(self):
+        return len(self._items)
+
+    def __getitem__(self, idx):
+        raw, flip = self._items[idx]
+        image = self._load_raw_image(raw)
+        if not (isinstance(image, np.ndarray) and image.dtype == np.uint8):
+            raise DatasetError(f'{self._describe(raw)}: the loader must return uint8 arrays')
+        if list(image.shape) != self.image_shape:
+            raise DatasetError(f'{self._describe(raw)}: image has shape {list(image.shape)} (C, H, W), '
+                               f'but the dataset\'s first image has {self.image_shape}; rebuild it with dataset_tool.py')
+        if flip:
+            image = np.flip(image, axis=2)                              # Mirror along x (the W axis).
+        return np.ascontiguousarray(image), self.get_label(idx)
+
     def get_label(self, idx):
-        label = self._get_raw_labels()[self._raw_idx[idx]]
-        if label.dtype == np.int64:
-            onehot = np.zeros(self.label_shape, dtype=np.float32)
-            onehot[label] = 1
-            label = onehot
-        return label.copy()
+        raw_label = self._raw_labels()[self._items[idx].raw]
+        if self.has_onehot_labels:
+            return np.eye(self.label_dim, dtype=np.float32)[raw_label]  # Class index -> one-hot row.
+        return np.array(raw_label, dtype=np.float32)
 
     def get_details(self, idx):
-        d = dnnlib.EasyDict()
-        d.raw_idx = int(self._raw_idx[idx])
-        d.xflip = (int(self._xflip[idx]) != 0)
-        d.raw_label = self._get_raw_labels()[d.raw_idx].copy()
-        return d
+        raw, flip = self._items[idx]
+        return dnnlib.EasyDict(raw_idx=int(raw), xflip=bool(flip), raw_label=np.array(self._raw_labels()[raw]))
 
     @property
     def name(self):
@@ -129,41 +117,66 @@ class Dataset(torch.utils.data.Dataset):
 
     @property
     def image_shape(self):
-        return list(self._raw_shape[1:])
+        return self._raw_shape[1:]                                      # [C, H, W]
 
     @property
     def num_channels(self):
-        assert len(self.image_shape) == 3 # CHW
         return self.image_shape[0]
 
     @property
     def resolution(self):
-        assert len(self.image_shape) == 3 # CHW
-        assert self.image_shape[1] == self.image_shape[2]
-        return self.image_shape[1]
+        _channels, height, width = self.image_shape
+        if height != width:
+            raise DatasetError(f'{self._name}: images are {width}x{height}, not square')
+        return height
 
     @property
     def label_shape(self):
-        if self._label_shape is None:
-            raw_labels = self._get_raw_labels()
-            if raw_labels.dtype == np.int64:
-                self._label_shape = [int(np.max(raw_labels)) + 1] if raw_labels.size else [0]
-            else:
-                self._label_shape = list(raw_labels.shape[1:])
-        return list(self._label_shape)
+        labels = self._raw_labels()
+        if labels.dtype == np.int64:
+            return [int(labels.max()) + 1 if labels.size else 0]       # Number of classes.
+        return list(labels.shape[1:])
 
     @property
     def label_dim(self):
-        assert len(self.label_shape) == 1
-        return self.label_shape[0]
+        shape = self.label_shape
+        if len(shape) != 1:
+            raise DatasetError(f'{self._name}: labels have shape {shape}; expected vectors')
+        return shape[0]
 
     @property
     def has_labels(self):
-        return any(x != 0 for x in self.label_shape)
+        return all(n != 0 for n in self.label_shape) and len(self.label_shape) > 0
 
     @property
     def has_onehot_labels(self):
-        return self._get_raw_labels().dtype == np.int64
+        return self._raw_labels().dtype == np.int64
+
+#----------------------------------------------------------------------------
+
+class _Item(tuple):
+    """(raw index, flipped?) with names."""
+    raw = property(lambda self: self[0])
+    flip = property(lambda self: self[1])
+
+def _item_table(num_raw, max_size, xflip, seed):
+    chosen = np.arange(num_raw, dtype=np.int64)
+    if max_size is not None and num_raw > max_size:
+        permuted = chosen.copy()
+        np.random.RandomState(seed % (1 << 31)).shuffle(permuted)
+        chosen = np.sort(permuted[:max_size])
+    items = [_Item((int(r), False)) for r in chosen]
+    if xflip:
+        items += [_Item((int(r), True)) for r in chosen]
+    return items
+
+def _validate_raw_labels(labels, num_raw, name):
+    if not isinstance(labels, np.ndarray) or labels.shape[:1] != (num_raw,):
+        raise DatasetError(f'{name}: expected one label per image ({num_raw})')
+    if labels.dtype not in (np.float32, np.int64):
+        raise DatasetError(f'{name}: labels must be float32 vectors or int64 class indices, got {labels.dtype}')
+    if labels.dtype == np.int64 and (labels.ndim != 1 or (labels.size and labels.min() < 0)):
+        raise DatasetError(f'{name}: class labels must be non-negative integers, one per image')
 
 #----------------------------------------------------------------------------
 
@@ -240,7 +253,7 @@ class ImageFolderDataset(Dataset):
                                f'was requested')
         super().__init__(name=name, raw_shape=raw_shape, **super_kwargs)
         if self._use_labels:
-            self._get_raw_labels() # A malformed dataset.json fails now, not in a DataLoader worker.
+            self._raw_labels() # A malformed dataset.json fails now, not in a DataLoader worker.
 
     @staticmethod
     def _list_folder(root):
