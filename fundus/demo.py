@@ -50,9 +50,9 @@ class DemoConfig:
     detectors:        dict = None   # {name: detector}: injected detectors (tests); None = the real ones.
 
 def cpu_config():
-    return DemoConfig(name='cpu', resolution=64, num_images=300, cbase=2048, cmax=32, num_layers=6, margin_size=4,
-                      z_dim=128, batch=8, gamma=0.25, tick_kimg=0.04, ada_kimg=4, metric_images=200, eq_samples=64,
-                      spectrum_images=200, bootstrap=0, eval_reserve_s=200, grid_size=(8, 5), image_ticks=4)
+    return DemoConfig(name='cpu', resolution=64, num_images=200, cbase=2048, cmax=32, num_layers=6, margin_size=4,
+                      z_dim=128, batch=8, gamma=0.25, tick_kimg=0.04, ada_kimg=4, metric_images=100, eq_samples=32,
+                      spectrum_images=100, bootstrap=0, eval_reserve_s=200, grid_size=(8, 5), image_ticks=4)
 
 def gpu_config():
     return DemoConfig(name='gpu', resolution=128, num_images=2000, cbase=16384, cmax=256, num_layers=14, margin_size=10,
@@ -262,24 +262,43 @@ def write_metric_line(run_dir, metric, results, seconds, snapshot_pkl):
     with open(os.path.join(run_dir, f'metric-{metric}.jsonl'), 'at') as f:
         f.write(line + '\n')
 
-def metric_options(demo, G):
+def metric_options(demo, G=None, gen_folder=None):
+    """MetricOptions against the full training set; generated images from G or from a folder of PNGs."""
     metric_utils = require('metrics.metric_utils', 'the metrics stage')
     with open(os.path.join(demo.run_dir, 'training_options.json')) as f:
         dataset_kwargs = json.load(f)['training_set_kwargs']
     dataset_kwargs.update(max_size=None, xflip=False, use_labels=True)
-    return metric_utils.MetricOptions(G=G, dataset_kwargs=dataset_kwargs, device=demo.device, progress=False,
-                                      cache=True, seed=0, detectors=demo.config.detectors, out_dir=demo.run_dir,
-                                      bootstrap=demo.config.bootstrap)
+    gen_kwargs = None if gen_folder is None else dict(class_name='metrics.image_folder.ImageFolder', path=gen_folder)
+    return metric_utils.MetricOptions(G=G, dataset_kwargs=dataset_kwargs, gen_dataset_kwargs=gen_kwargs, device=demo.device,
+                                      progress=False, cache=True, seed=0, detectors=demo.config.detectors,
+                                      out_dir=demo.run_dir, bootstrap=demo.config.bootstrap)
+
+def generate_metric_images(demo, G, count):
+    """Render `count` images once (seed i, grade i mod 5) for every image-based metric. Returns the folder."""
+    gen_images = require('gen_images', 'the metrics stage')
+    folder = os.path.join(demo.outdir, 'metric-images')
+    device = _torch_device(demo.device)
+    classes = list(GRADES) if G.c_dim > 0 else [None]
+    for k, idx in enumerate(classes):
+        seeds = list(range(k, count, len(classes)))
+        for seed, img in gen_images.generate_images(G, seeds, class_idx=idx, batch_size=8, device=device):
+            gen_images.save_png(os.path.join(folder, gen_images.seed_filename(seed)), img)
+    return folder
 
 def compute_metrics(demo):
     gen_images = require('gen_images', 'the metrics stage')
+    require('metrics.metric_utils', 'the metrics stage')
     G = gen_images.load_generator(demo.snapshot, _torch_device(demo.device))
     cfg = demo.config
+    start = time.time()
+    folder = generate_metric_images(demo, G, max(cfg.metric_images, cfg.spectrum_images))
+    demo.echo(f'      {max(cfg.metric_images, cfg.spectrum_images)} images for the metrics in {folder} '
+              f'({dnnlib.format_time(time.time() - start)})')
     done, missing = [], []
     for label, fn in [('FID/KID', _fid_kid), ('EQ-T', _eqt), ('spectrum', _spectrum), ('memorisation', _memorization)]:
         start = time.time()
         try:
-            names = fn(demo, G, cfg)
+            names = fn(demo, G, folder, cfg)
         except StageUnavailable as e:
             missing.append(f'{label} ({e})')
             continue
@@ -296,22 +315,21 @@ def _torch_device(name):
     import torch
     return torch.device(name)
 
-def _fid_kid(demo, G, cfg):
+def _fid_kid(demo, G, folder, cfg):
     fid_lib = require('metrics.frechet_inception_distance', 'FID')
     kid_lib = require('metrics.kernel_inception_distance', 'KID')
     metric_utils = require('metrics.metric_utils', 'FID')
     start = time.time()
-    opts = metric_options(demo, G)
+    opts = metric_options(demo, gen_folder=folder)
     detector = opts.get_detector('inception')
     kwargs = dict(return_features=True)
-    real = metric_utils.compute_feature_stats_for_dataset(opts, detector, kwargs, capture_all=True, capture_mean_cov=True)
-    gen = metric_utils.compute_feature_stats_for_generator(opts, detector, kwargs, num_gen=cfg.metric_images,
-                                                           capture_all=True, capture_mean_cov=True)
-    feat_gen, feat_real = gen.get_all(), real.get_all()
+    # All features, no moments: the same cache entry the memorisation audit reads, so reals are extracted once.
+    feat_real = metric_utils.compute_feature_stats_for_dataset(opts, detector, kwargs, capture_all=True).get_all()
+    feat_gen = metric_utils.compute_feature_stats_for_generator(opts, detector, kwargs, num_gen=cfg.metric_images,
+                                                                capture_all=True).get_all()
     fid_name, kid_name = count_name('fid', cfg.metric_images, '_full'), count_name('kid', cfg.metric_images, '_full')
-    fid = {fid_name: fid_lib.fid_from_stats(*gen.get_mean_cov(), *real.get_mean_cov())}
-    kid = {kid_name: kid_lib.kid_from_features(feat_gen, feat_real, num_subsets=100, max_subset_size=1000,
-                                               rng=0)}
+    fid = {fid_name: fid_lib.fid_from_features(feat_gen, feat_real)}
+    kid = {kid_name: kid_lib.kid_from_features(feat_gen, feat_real, num_subsets=100, max_subset_size=1000, rng=0)}
     if cfg.bootstrap > 0:
         bootstrap = require('metrics.bootstrap', 'bootstrap intervals')
         fid.update(bootstrap.summarize(bootstrap.bootstrap_fid(feat_gen, feat_real, cfg.bootstrap, seed=0), fid_name))
@@ -321,29 +339,29 @@ def _fid_kid(demo, G, cfg):
     write_metric_line(demo.run_dir, kid_name, kid, seconds, demo.snapshot)
     return [f'{fid_name} = {fid[fid_name]:.2f}', f'{kid_name} = {kid[kid_name]:.4f}']
 
-def _eqt(demo, G, cfg):
+def _eqt(demo, G, folder, cfg):
     equivariance = require('metrics.equivariance', 'EQ-T')
     start = time.time()
-    opts = metric_options(demo, G)
+    opts = metric_options(demo, G=G)
     opts.G_kwargs = dnnlib.EasyDict(opts.G_kwargs, force_fp32=True)
     name = count_name('eqt', cfg.eq_samples, '_int')
     value = equivariance.compute_equivariance_metric(opts, num_samples=cfg.eq_samples, batch_size=4, compute_eqt_int=True)
     write_metric_line(demo.run_dir, name, {name: value}, time.time() - start, demo.snapshot)
     return [f'{name} = {value:.2f} dB']
 
-def _spectrum(demo, G, cfg):
+def _spectrum(demo, G, folder, cfg):
     spectrum = require('metrics.spectrum', 'the power spectra')
     start = time.time()
     name = count_name('spectrum', cfg.spectrum_images)
-    results = spectrum.compute_spectrum_metric(metric_options(demo, G), name=name, num_images=cfg.spectrum_images)
+    results = spectrum.compute_spectrum_metric(metric_options(demo, gen_folder=folder), name=name, num_images=cfg.spectrum_images)
     write_metric_line(demo.run_dir, name, results, time.time() - start, demo.snapshot)
     return [f'{name} = {results[name]:.3f}']
 
-def _memorization(demo, G, cfg):
+def _memorization(demo, G, folder, cfg):
     memorization = require('metrics.memorization', 'the memorisation audit')
     start = time.time()
     name = count_name('memorization', cfg.metric_images)
-    results = memorization.compute_memorization_metric(metric_options(demo, G), name=name, num_gen=cfg.metric_images)
+    results = memorization.compute_memorization_metric(metric_options(demo, gen_folder=folder), name=name, num_gen=cfg.metric_images)
     write_metric_line(demo.run_dir, name, results, time.time() - start, demo.snapshot)
     return [f'{name}: {results.get(f"{name}_near_copies", "?")} near-copies']
 

@@ -309,31 +309,24 @@ def interval_keys(results, base):
             found[match[1]] = key
     return found.get('low'), found.get('high')
 
+COUNT_SUFFIXES = ('_num_gen', '_num_real', '_num_ref')   # Image counts that annotate a metric, not metrics.
+
 def metric_rows(metrics):
-    """Table rows from the latest line of every metric file: dicts with name, value, interval, kimg, snapshot."""
+    """Table rows from the latest line of every metric file: dicts with name, value, interval, counts, kimg, family."""
     rows = []
     for name, lines in sorted(metrics.items()):
         latest = lines[-1]
-        results = latest['results']
-        numeric = {k: v for k, v in results.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        numeric = {k: v for k, v in latest['results'].items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        counts = {k[len(name) + 1:]: v for k, v in numeric.items() if k.startswith(name) and k.endswith(COUNT_SUFFIXES)}
+        numeric = {k: v for k, v in numeric.items() if not k.endswith(COUNT_SUFFIXES)}
         bases = [k for k in numeric if split_interval_key(k, [b for b in numeric if b != k]) is None]
-        extras = {b: dict() for b in bases}
+        intervals = {b: dict() for b in bases}
         for key in numeric:
             match = split_interval_key(key, [b for b in bases if b != key])
             if match is not None:
-                extras[match[0]][match[1]] = numeric[key]
-        # Nested dicts such as {"ci95": [lo, hi]} or {"bootstrap": {...}} under the metric's name.
-        for key, value in results.items():
-            if isinstance(value, dict):
-                base = key if key in extras else (bases[0] if bases else key)
-                lo = value.get('ci_low', value.get('low', value.get('p2.5')))
-                hi = value.get('ci_high', value.get('high', value.get('p97.5')))
-                ci = value.get('ci95', value.get('ci'))
-                if isinstance(ci, (list, tuple)) and len(ci) == 2:
-                    lo, hi = ci
-                extras.setdefault(base, dict()).update({k: v for k, v in dict(low=lo, high=hi, mean=value.get('mean')).items() if v is not None})
+                intervals[match[0]][match[1]] = numeric[key]
         for base in bases:
-            rows.append(dict(metric=name, name=base, value=numeric[base], interval=extras.get(base, {}),
+            rows.append(dict(metric=name, name=base, value=numeric[base], interval=intervals[base], counts=counts,
                              kimg=snapshot_kimg(latest.get('snapshot_pkl')), snapshot=latest.get('snapshot_pkl'),
                              family=metric_family(base) or metric_family(name), total_time=latest.get('total_time_str')))
     return rows
@@ -462,7 +455,7 @@ def _model_name(opts):
     return cls or None
 
 def metrics_section(run):
-    rows = metric_rows(run.metrics)
+    rows = [r for r in metric_rows(run.metrics) if r['family'] != 'memorization']
     if not rows:
         return section('metrics', 'Quality numbers', missing('Metrics (FID, KID, equivariance, ...)', 'no metric-*.jsonl files'))
     has_interval = any(r['interval'] for r in rows)
@@ -472,6 +465,8 @@ def metrics_section(run):
     for r in rows:
         title, direction, _ = METRIC_HELP.get(r['family'], (r['name'], '', ''))
         ci = r['interval']
+        counted = ', '.join(f'{int(v)} {k[4:].replace("gen", "generated")}' for k, v in sorted(r['counts'].items()))
+        title = f'{title} ({counted} images)' if counted else title
         cells = f'<td><b>{esc(r["name"])}</b><br><span class="sub">{esc(title)}</span></td><td class="num">{format_number(r["value"])}</td>'
         if has_interval:
             interval = f'{format_number(ci["low"])} - {format_number(ci["high"])}' if 'low' in ci and 'high' in ci else '-'
@@ -603,6 +598,38 @@ MEMO_HELP = ('Each synthetic image is paired with the most similar training phot
              'of synthetic images to the training set should be similar to those of other real photographs, not '
              'much smaller.')
 
+MEMO_ROWS = [
+    # (key suffix, label, plain-language reading)
+    ('near_copies', 'Near-copies', 'synthetic images closer to a training photograph than 99% of real photographs are to '
+                                   'their nearest other training photograph; should be 0 or close to it'),
+    ('near_copy_fraction', 'Share of near-copies', 'the same as a fraction of all synthetic images checked'),
+    ('nn_median', 'Typical distance to the closest training photograph (synthetic)', 'median, in Inception feature units'),
+    ('ref_nn_median', 'Typical distance to the closest other training photograph (real)', 'the same for real photographs: the yardstick'),
+    ('nn_ratio', 'Ratio synthetic / real', 'around 1 or above is reassuring; well below 1 means synthetic images sit unusually close to training photographs'),
+    ('mannwhitney_p', 'Test: synthetic closer than real? (p-value)', 'a small value (e.g. below 0.01) is a warning sign of copying'),
+    ('ssim_median', 'Pixel similarity of closest pairs (median SSIM)', '1 = identical pixels'),
+    ('ssim_max', 'Pixel similarity of the most similar pair (SSIM)', 'values near 1 deserve a look at that pair'),
+]
+
+def memorization_section(run):
+    lines = [(name, rows[-1]) for name, rows in sorted(run.metrics.items()) if metric_family(name) == 'memorization']
+    tables = []
+    for name, line in lines:
+        results = line['results']
+        counts = ', '.join(f'{int(results[f"{name}{k}"])} {w}' for k, w in (('_num_gen', 'synthetic'), ('_num_ref', 'real reference'))
+                           if isinstance(results.get(f'{name}{k}'), (int, float)))
+        body = ''.join(f'<tr><th>{esc(label)}</th><td class="num">{format_number(results[f"{name}_{key}"])}</td><td>{esc(reading)}</td></tr>'
+                       for key, label, reading in MEMO_ROWS if isinstance(results.get(f'{name}_{key}'), (int, float)))
+        if body:
+            tables.append(f'<h3>{esc(name)}</h3><p class="sub">{esc(counts)} images; snapshot {esc(line.get("snapshot_pkl"))}</p><table>{body}</table>')
+    panel = file_panel(run, 'memorization', 'Memorisation: closest pairs', ('memoriz', 'memoris', 'closest'),
+                       'Memorisation audit', MEMO_HELP)
+    if not tables:
+        return panel
+    if NOT_COMPUTED in panel: # Numbers without the pairs picture.
+        return section('memorization', 'Memorisation: closest pairs', explain(MEMO_HELP) + '\n'.join(tables))
+    return panel.replace('</section>', '\n'.join(tables) + '\n</section>', 1)
+
 def options_section(run):
     if not run.options:
         return section('options', 'Options that produced this run', missing('training_options.json'))
@@ -634,8 +661,7 @@ def build_html(run, generate=True, device='cpu'):
         curves_section(run),
         images_section(run, generate=generate, device=device),
         file_panel(run, 'spectra', 'Power spectra', ('spectrum', 'spectra'), 'Power spectra', SPECTRUM_HELP),
-        file_panel(run, 'memorization', 'Memorisation: closest pairs', ('memoriz', 'memoris', 'closest'),
-                   'Memorisation audit', MEMO_HELP),
+        memorization_section(run),
         options_section(run),
     ]
     problems = ''

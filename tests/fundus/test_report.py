@@ -61,6 +61,15 @@ def write_run(run_dir, with_metrics=True, with_images=True, with_spectrum=False)
             json.dump(dict(spectral_distance=1.234), f)
     return run_dir
 
+def write_memorization(run_dir):
+    name = 'memorization200'
+    results = {f'{name}_nn_median': 12.5, f'{name}_ref_nn_median': 10.0, f'{name}_nn_ratio': 1.25, f'{name}_threshold': 4.0,
+               f'{name}_near_copies': 3, f'{name}_near_copy_fraction': 0.015, f'{name}_mannwhitney_p': 0.75,
+               f'{name}_ssim_median': 0.31, f'{name}_ssim_max': 0.52, f'{name}_num_gen': 200, f'{name}_num_ref': 150}
+    with open(os.path.join(run_dir, f'metric-{name}.jsonl'), 'w') as f:
+        f.write(json.dumps(dict(results=results, metric=name, total_time=1.0, total_time_str='1s', num_gpus=1,
+                                snapshot_pkl='network-snapshot-000002.pkl', timestamp=1.7e9)) + '\n')
+
 def embedded_images(text):
     """Decode every data URI of a page into a PIL image."""
     images = []
@@ -134,12 +143,26 @@ def test_report_embeds_spectrum_outputs(tmp_path):
     arr = np.asarray(img.convert('RGB'))
     assert arr.shape == (40, 60, 3) and tuple(arr[0, 0]) == (255, 0, 0) and tuple(arr[0, 59]) == (0, 0, 0)
 
+def test_report_memorisation_panel_in_plain_words(tmp_path):
+    run_dir = write_run(str(tmp_path / 'run'))
+    write_memorization(run_dir)
+    text = open(report.write_report(run_dir, generate=False), encoding='utf-8').read()
+    panel = section_html(text, 'memorization')
+    assert report.NOT_COMPUTED not in panel # numbers without a pairs picture are still shown
+    assert '200 synthetic, 150 real reference images' in panel
+    assert re.search(r'Near-copies</th><td class="num">3</td>', panel)
+    assert re.search(r'Ratio synthetic / real</th><td class="num">1.25</td>', panel)
+    # The audit's keys stay out of the quality table; its image counts are no metrics either.
+    assert 'memorization200' not in section_html(text, 'metrics')
+
 def test_metric_rows_group_interval_keys():
-    metrics = {'fid10k_full': [dict(results=dict(fid10k_full=20.0, fid10k_full_ci_low=21.0, fid10k_full_ci_high=23.0,
-                                                 fid10k_full_boot_mean=22.0), snapshot_pkl='x/network-snapshot-000040.pkl')],
+    metrics = {'fid10k_full': [dict(results={'fid10k_full': 20.0, 'fid10k_full_boot_p2.5': 21.0, 'fid10k_full_boot_p97.5': 23.0,
+                                             'fid10k_full_boot_mean': 22.0}, snapshot_pkl='x/network-snapshot-000040.pkl')],
+               'spectrum200': [dict(results=dict(spectrum200=1.5, spectrum200_num_real=150, spectrum200_num_gen=200), snapshot_pkl=None)],
                'pr50k3_full': [dict(results=dict(pr50k3_full_precision=0.7, pr50k3_full_recall=0.4), snapshot_pkl=None)]}
     rows = {r['name']: r for r in report.metric_rows(metrics)}
-    assert set(rows) == {'fid10k_full', 'pr50k3_full_precision', 'pr50k3_full_recall'}
+    assert set(rows) == {'fid10k_full', 'spectrum200', 'pr50k3_full_precision', 'pr50k3_full_recall'}
+    assert rows['spectrum200']['counts'] == dict(num_real=150, num_gen=200) and rows['spectrum200']['family'] == 'spectrum'
     assert rows['fid10k_full']['interval'] == dict(low=21.0, high=23.0, mean=22.0)
     assert rows['fid10k_full']['kimg'] == 40 and rows['fid10k_full']['family'] == 'fid'
     assert rows['pr50k3_full_recall']['family'] == 'pr' and rows['pr50k3_full_recall']['kimg'] is None
