@@ -165,6 +165,26 @@ def test_noise_mode_random_is_reproducible_per_seed(snapshots, tmp_path):
     for a, b in zip(*runs):
         np.testing.assert_array_equal(a, b)
 
+def test_official_layout_pickle_renders_the_same_pictures(tmp_path):
+    # An official-layout snapshot (NVIDIA's persistence records with embedded module source) of a network
+    # we also hold in memory: gen_images must render the pictures of that network, never run the source.
+    from tests.support import official_pickles
+    torch.manual_seed(3)
+    G = tiny_configs.build(tiny_configs.sg3_generator_kwargs(), c_dim=5).eval().requires_grad_(False)
+    marker = tmp_path / 'executed.txt'
+    pkl = tmp_path / 'stylegan3-t-official-layout.pkl'
+    pkl.write_bytes(official_pickles.official_snapshot_bytes(official_pickles.evil_src(marker), G=G, G_ema=G))
+    result = run_cli([f'--network={pkl}', '--seeds=0-2', f'--outdir={tmp_path / "out"}', '--class=DR4', '--batch=2'])
+    assert result.exit_code == 0, result.output
+    assert not marker.exists()
+    for seed, got in zip([0, 1, 2], read_pngs(tmp_path / 'out', [0, 1, 2])):
+        z = torch.tensor(np.random.RandomState(seed).randn(1, G.z_dim), dtype=torch.float32)
+        c = torch.zeros([1, 5])
+        c[0, 4] = 1
+        with torch.no_grad():
+            want = (G(z, c, noise_mode='const')[0].permute(1, 2, 0) * 127.5 + 128).clamp(0, 255).to(torch.uint8).numpy()
+        assert_close_uint8(got, want)
+
 def test_parse_range_and_shard():
     assert gen_images.parse_range('0,1,4-6') == [0, 1, 4, 5, 6]
     assert gen_images.parse_range('0-4999')[-1] == 4999
