@@ -162,3 +162,14 @@ def test_filtered_lrelu_impl_cuda_on_cpu_equals_ref():
     assert torch.equal(filtered_lrelu.filtered_lrelu(x, fu, fd, b, impl='cuda', **kw), filtered_lrelu.filtered_lrelu(x, fu, fd, b, impl='ref', **kw))
 
 #----------------------------------------------------------------------------
+
+def test_filtered_lrelu_long_axes_match_zero_insertion():
+    # 150 -> 300 -> 148 (stylegan3-t L8 geometry at one channel): tiled passes and the pre-padded height pass.
+    fu, fd = _lowpass(12), _lowpass(12)
+    x = torch.randn([1, 1, 150, 141], dtype=torch.float64)
+    b = torch.randn([1], dtype=torch.float64)
+    for up, padding, fu_ in ((2, [9, 8, 9, 8], fu), (4, [-6, -9, -5, -10], _lowpass(24))):
+        y = filtered_lrelu.filtered_lrelu(x, fu_, fd, b, up, 2, padding, clamp=0.9, impl='ref')
+        y_ref = filtered_lrelu_zero_insertion(x, fu_, fd, b, up, 2, padding, np.sqrt(2), 0.2, 0.9)
+        assert y.shape == y_ref.shape and min(y.shape[2:]) > 128
+        assert (y - y_ref).abs().max().item() <= 1e-12

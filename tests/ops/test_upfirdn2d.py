@@ -153,3 +153,21 @@ def test_upfirdn2d_impl_cuda_on_cpu_equals_ref():
         assert torch.equal(upfirdn2d.upfirdn2d(x, f, impl='cuda', **kw), upfirdn2d.upfirdn2d(x, f, impl='ref', **kw))
 
 #----------------------------------------------------------------------------
+
+#----------------------------------------------------------------------------
+# Long axes: the tiled banded-matrix passes (more than _SINGLE_TILE_MAX outputs), including tiles that
+# divide the output exactly and tiles that run past the end of the input.
+
+@pytest.mark.parametrize('up,down,taps,padding', [
+    (2, 1, 12, [9, 8]), (4, 1, 24, [-6, -9]), (1, 2, 12, [0, 0]), (3, 2, 5, [2, -1]), (2, 3, 7, [-3, 4]), (1, 1, 4, [3, 2]),
+])
+def test_upfirdn2d_long_axes_match_zero_insertion(up, down, taps, padding):
+    x = torch.randn([1, 2, 3, 301], dtype=torch.float64)
+    f = torch.rand([taps]) + 0.05
+    y = upfirdn2d.upfirdn2d(x, f[None, :], up=[up, 1], down=[down, 1], padding=padding + [0, 0], impl='ref')
+    y_ref = upfirdn2d_zero_insertion(x, f[None, :], (up, 1), (down, 1), tuple(padding) + (0, 0))
+    assert y.shape == y_ref.shape and y.shape[3] > upfirdn2d._SINGLE_TILE_MAX
+    assert (y - y_ref).abs().max().item() <= 1e-12
+    xt = x.transpose(2, 3).contiguous() # The same along the height axis.
+    yt = upfirdn2d.upfirdn2d(xt, f[:, None], up=[1, up], down=[1, down], padding=[0, 0] + padding, impl='ref')
+    assert (yt.transpose(2, 3) - y_ref).abs().max().item() <= 1e-12

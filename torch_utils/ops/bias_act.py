@@ -93,9 +93,22 @@ def _bias_shape(b, ndim, dim):
     return b.reshape([-1 if i == dim else 1 for i in range(ndim)])
 
 def _bias_act_ref(x, b, dim, spec, alpha, gain, clamp):
-    # Add bias, activate, scale, clamp; each step differentiable by native autograd.
+    # Add bias, activate, scale, clamp; each step differentiable by native autograd. Without autograd,
+    # piecewise-linear activations work in place on the one new tensor.
     if b is not None:
         x = x + _bias_shape(b.to(x.dtype), x.ndim, dim)
+    needs_grad = torch.is_grad_enabled() and (x.requires_grad or (b is not None and b.requires_grad))
+    if not needs_grad and spec.ref in ('', 'y') and not spec.has_2nd_grad and alpha >= 0:
+        x = x.clone() if b is None else x
+        if spec.cuda_idx == 2:
+            x.relu_()
+        elif spec.cuda_idx == 3:
+            torch.nn.functional.leaky_relu_(x, alpha)
+        if gain != 1:
+            x.mul_(gain)
+        if clamp >= 0:
+            x.clamp_(-clamp, clamp)
+        return x
     x = spec.func(x, alpha=alpha)
     if gain != 1:
         x = x * gain

@@ -103,10 +103,32 @@ def _filtered_lrelu_ref(x, fu, fd, b, up, down, px0, px1, py0, py1, gain, slope,
     if b is not None:
         x = x + b.to(x.dtype).reshape(1, -1, 1, 1)
     fold = gain > 0
-    t = _upfirdn2d._upfirdn2d_ref(x, fu, up, up, 1, 1, px0, px1, py0, py1, flip, up * up * (gain if fold else 1.0))
+    t = _up_stage(x, fu, up, px0, px1, py0, py1, flip, up * up * (gain if fold else 1.0))
     in_place = not (torch.is_grad_enabled() and t.requires_grad)
     t = _activate(t, 1.0 if fold else gain, slope, clamp, in_place)
-    return _upfirdn2d._upfirdn2d_ref(t, fd, 1, 1, down, down, 0, 0, 0, 0, flip, 1.0)
+    return _down_stage(t, fd, down, flip)
+
+def _up_stage(x, fu, up, px0, px1, py0, py1, flip, gain):
+    # Zero-insert, pad, filter with fu. A separable fu runs as two banded passes, width first on the
+    # small input; the padding that the height pass needs is applied to the input too (zero rows stay
+    # zero through the width pass), so the big upsampled tensor is never padded or copied.
+    if fu is None or fu.ndim != 1:
+        return _upfirdn2d._upfirdn2d_ref(x, fu, up, up, 1, 1, px0, px1, py0, py1, flip, gain)
+    g = fu.to(x.dtype) if flip else fu.to(x.dtype).flip(0)
+    h = x.shape[2]
+    pad_lo, pad_hi = _upfirdn2d._fir_pass_padding(g.shape[0], up, 1, py0, py1, h)
+    x = _upfirdn2d._pad_or_crop(x, 0, 0, pad_lo, pad_hi)
+    t = _upfirdn2d._fir_pass(x, g * gain, up, 1, px0, px1, axis=3)
+    return _upfirdn2d._fir_pass(t, g, up, 1, py0, py1, axis=2, l_in=h)
+
+def _down_stage(t, fd, down, flip):
+    # Filter with fd and keep every down-th sample; separable: height first (one matrix product per
+    # tile on the big tensor, no copy), then width on the half-size result.
+    if fd is None or fd.ndim != 1:
+        return _upfirdn2d._upfirdn2d_ref(t, fd, 1, 1, down, down, 0, 0, 0, 0, flip, 1.0)
+    g = fd.to(t.dtype) if flip else fd.to(t.dtype).flip(0)
+    y = _upfirdn2d._fir_pass(t, g, 1, down, 0, 0, axis=2)
+    return _upfirdn2d._fir_pass(y, g, 1, down, 0, 0, axis=3)
 
 def _activate(t, gain, slope, clamp, in_place):
     # clamp(gain * lrelu(t, slope)), in place when no gradient is needed.
@@ -197,8 +219,13 @@ def _filtered_lrelu_generic(kernel, x, fu, fd, b, si, up, down, px0, px1, py0, p
     return y, so
 
 def _filtered_lrelu_kernel(x, fu, fd, b, si, up, down, px0, px1, py0, py1, sx, sy, gain, slope, clamp, flip_filter, write_signs):
-    y, so = _filtered_lrelu_generic(ref_kernel, x, fu, fd, b, si, up, down, px0, px1, py0, py1, sx, sy,
-                                    gain, slope, clamp, flip_filter, write_signs)
+    # The generic path, with the gain folded into the up filter where that keeps the maths
+    # (gain * lrelu(t) = lrelu(gain * t) for gain > 0; read mode is linear in t).
+    fold = si.numel() > 0 or gain > 0
+    x = x + b.to(x.dtype).reshape(1, -1, 1, 1) if b.numel() else x
+    t = _up_stage(x, fu, up, px0, px1, py0, py1, flip_filter, float(up * up) * (gain if fold else 1.0))
+    so = _filtered_lrelu_act_kernel(t, si, sx, sy, 1.0 if fold else gain, slope, clamp, write_signs)
+    y = _down_stage(t, fd, down, flip_filter)
     return y.contiguous(), so, 0
 
 class RefKernel:

@@ -207,17 +207,33 @@ def _polyphase_weight(g2, upx, upy, px0, py0):
     return weight, ty0, tx0
 
 def _pad_or_crop(x, left, right, top, bottom):
+    # Zero-pad (negative = crop) the last two axes. Only the border is zeroed: F.pad fills the whole
+    # output first, which costs as much as the copy itself.
     if left == right == top == bottom == 0:
         return x
-    return F.pad(x, [left, right, top, bottom])
+    x = x[:, :, max(-top, 0): x.shape[2] - max(-bottom, 0), max(-left, 0): x.shape[3] - max(-right, 0)]
+    left, right, top, bottom = max(left, 0), max(right, 0), max(top, 0), max(bottom, 0)
+    if left == right == top == bottom == 0:
+        return x
+    if torch.is_grad_enabled() and x.requires_grad:
+        return F.pad(x, [left, right, top, bottom]) # Differentiable (any order) without custom code.
+    n, c, h, w = x.shape
+    out = x.new_empty([n, c, h + top + bottom, w + left + right])
+    out[:, :, :top].zero_()
+    out[:, :, top + h:].zero_()
+    out[:, :, top: top + h, :left].zero_()
+    out[:, :, top: top + h, left + w:].zero_()
+    out[:, :, top: top + h, left: left + w].copy_(x)
+    return out
 
 def _upfirdn2d_kernel(x, f, upx, upy, downx, downy, padx0, padx1, pady0, pady1, flip, gain):
     n, c, h, w = x.shape
     kh, kw = f.shape
-    out_w = _out_len(w, upx, 1, padx0, padx1, kw)   # Before downsampling.
-    out_h = _out_len(h, upy, 1, pady0, pady1, kh)
+    out_w = _out_len(w, upx, downx, padx0, padx1, kw)
+    out_h = _out_len(h, upy, downy, pady0, pady1, kh)
     if out_w < 1 or out_h < 1:
-        raise ValueError(f'upfirdn2d kernel: empty output for input {[h, w]}, filter {[kh, kw]}')
+        raise ValueError(f'upfirdn2d kernel: empty output for input {[h, w]}, filter {[kh, kw]}, '
+                         f'up {[upx, upy]}, down {[downx, downy]}, padding {[padx0, padx1, pady0, pady1]}')
 
     # Correlation taps with the gain folded in.
     g2 = f.to(x.dtype)
@@ -231,6 +247,19 @@ def _upfirdn2d_kernel(x, f, upx, upy, downx, downy, padx0, padx1, pady0, pady1, 
         x = _pad_or_crop(x, padx0, padx1, pady0, pady1)[:, :, ::downy, ::downx]
         return x * g2[0, 0]
 
+    # A filter that is 1-D along one axis (the separable passes): banded matrix products per axis.
+    if kh == 1 or kw == 1:
+        one = g2.new_ones([1])
+        if kh == 1:
+            x = _fir_pass(x, g2[0], upx, downx, padx0, padx1, axis=3)
+            if upy == downy == 1 and pady0 == pady1 == 0:
+                return x
+            return _fir_pass(x, one, upy, downy, pady0, pady1, axis=2)
+        x = _fir_pass(x, g2[:, 0], upy, downy, pady0, pady1, axis=2)
+        if upx == downx == 1 and padx0 == padx1 == 0:
+            return x
+        return _fir_pass(x, one, upx, downx, padx0, padx1, axis=3)
+
     # Without upsampling: pad or crop, then one strided depthwise convolution.
     if upx == 1 and upy == 1:
         x = _pad_or_crop(x, padx0, padx1, pady0, pady1)
@@ -240,15 +269,97 @@ def _upfirdn2d_kernel(x, f, upx, upy, downx, downy, padx0, padx1, pady0, pady1, 
     # Polyphase: phase (ry, rx) of output (up*q + r) is a short correlation of the input itself.
     weight, ty0, tx0 = _polyphase_weight(g2, upx, upy, padx0, pady0)
     phases, lh, lw = weight.shape
-    qh = -(-out_h // upy)
-    qw = -(-out_w // upx)
+    full_w = _out_len(w, upx, 1, padx0, padx1, kw) # Before downsampling.
+    full_h = _out_len(h, upy, 1, pady0, pady1, kh)
+    qh = -(-full_h // upy)
+    qw = -(-full_w // upx)
     x = _pad_or_crop(x, -tx0, qw - 1 + tx0 + lw - 1 - (w - 1), -ty0, qh - 1 + ty0 + lh - 1 - (h - 1))
     weight = weight[None].expand(c, phases, lh, lw).reshape(c * phases, 1, lh, lw)
     y = F.conv2d(x, weight, groups=c)                                  # [N, C*P, Qh, Qw]
 
     # Interleave the phases: [N, C, upy, upx, Qh, Qw] -> [N, C, Qh*upy, Qw*upx].
     y = y.reshape(n, c, upy, upx, qh, qw).permute(0, 1, 4, 2, 5, 3).reshape(n, c, qh * upy, qw * upx)
-    return y[:, :, :out_h:downy, :out_w:downx]
+    return y[:, :, :full_h:downy, :full_w:downx]
+
+#----------------------------------------------------------------------------
+# One axis of upfirdn2d as a banded matrix product. Output j of the axis is
+#   out[j] = sum_i x[i] * g[up*i + pad0 - down*j]       (taps outside 0..K-1 are zero),
+# which is shift-invariant in blocks: `q` outputs further on use the inputs `r` samples further on
+# (q = up / gcd, r = down / gcd). So the outputs are cut into tiles of T outputs that all share one
+# small matrix [T_in, T], applied to overlapping input windows with one GEMM. Polyphase upsampling and
+# strided downsampling fall out of the matrix structure: no zeros are inserted, no skipped output is
+# computed. Small axes (the first StyleGAN3 layers) are a single dense tile.
+
+_TILE_OUT = 32         # Outputs per tile when upsampling (rounded to a multiple of q); tuned with bench/ops.py.
+_TILE_OUT_DOWN = 32    # Outputs per tile when downsampling.
+_SINGLE_TILE_MAX = 128 # Axes with at most this many outputs use one dense tile.
+
+def _tile_size(q, r, l_out):
+    # Outputs per tile: a multiple of q near the target, preferably one that divides l_out (then no tile
+    # runs past the end of the input and the input needs no padding at its end).
+    m0 = max(1, int(round((_TILE_OUT if r <= q else _TILE_OUT_DOWN) / q)))
+    for m in sorted(range(max(1, m0 // 2), 2 * m0 + 1), key=lambda m: abs(m - m0)):
+        if l_out % (q * m) == 0:
+            return q * m
+    return q * m0
+
+def _band_layout(k, up, down, p0, l_in, l_out):
+    gcd = np.gcd(up, down)
+    q, r = up // gcd, down // gcd
+    if l_out <= _SINGLE_TILE_MAX:
+        t_out, ntiles = l_out, 1
+    else:
+        t_out = _tile_size(q, r, l_out)
+        ntiles = -(-l_out // t_out)
+    step = r * (t_out // q)
+    i_lo = -(p0 // up)                                  # ceil(-p0 / up): first input tile 0 touches.
+    i_hi = (k - 1 + (t_out - 1) * down - p0) // up      # Last input tile 0 touches.
+    t_in = i_hi - i_lo + 1
+    pad_lo = -i_lo
+    pad_hi = i_lo + (ntiles - 1) * step + t_in - l_in
+    return i_lo, t_in, t_out, step, ntiles, pad_lo, pad_hi
+
+def _band_matrix(g, up, down, p0, i_lo, t_in, t_out):
+    # matrix[i, j] = g[up*(i_lo + i) + p0 - down*j], zero outside the taps.
+    k = g.shape[0]
+    taps = up * (i_lo + np.arange(t_in))[:, None] + p0 - down * np.arange(t_out)[None, :]
+    taps = np.where((taps >= 0) & (taps < k), taps, k)  # k -> an appended zero.
+    return torch.cat([g, g.new_zeros([1])])[torch.as_tensor(taps, device=g.device)]
+
+def _fir_pass_padding(k, up, down, p0, p1, l_in):
+    """(pad_lo, pad_hi) that _fir_pass would apply to an input of length l_in; a caller may apply them
+    earlier (e.g. to a smaller tensor) and pass prepadded=True."""
+    l_out = _out_len(l_in, up, down, p0, p1, k)
+    _, _, _, _, ntiles, pad_lo, pad_hi = _band_layout(k, up, down, p0, l_in, l_out)
+    return (0, 0) if ntiles == 1 else (pad_lo, pad_hi)
+
+def _fir_pass(x, g, up, down, p0, p1, axis, l_in=None):
+    # x [N, C, H, W]; g [K] correlation taps along `axis` (3 = width, 2 = height). When l_in is given,
+    # x already carries the padding _fir_pass_padding(..., l_in) along `axis`.
+    k = g.shape[0]
+    prepadded = l_in is not None
+    if not prepadded:
+        l_in = x.shape[axis]
+    l_out = _out_len(l_in, up, down, p0, p1, k)
+    i_lo, t_in, t_out, step, ntiles, pad_lo, pad_hi = _band_layout(k, up, down, p0, l_in, l_out)
+    if ntiles == 1:
+        # One dense tile: drop the matrix rows that would meet padding instead of padding the input.
+        i_lo, t_in, pad_lo, pad_hi = 0, l_in, 0, 0
+    matrix = _band_matrix(g, up, down, p0, i_lo, t_in, t_out)                # [T_in, T_out]
+    n, c, h, w = x.shape
+    if axis == 3:
+        if not prepadded:
+            x = _pad_or_crop(x, pad_lo, pad_hi, 0, 0)
+        if ntiles > 1:
+            x = x.unfold(3, t_in, step)                                      # [N, C, H, tiles, T_in]
+        y = (x.reshape(-1, t_in) @ matrix).reshape(n, c, h, ntiles * t_out)
+        return y[:, :, :, :l_out]
+    if not prepadded:
+        x = _pad_or_crop(x, 0, 0, pad_lo, pad_hi)
+    if ntiles > 1:
+        x = x.unfold(2, t_in, step).transpose(-1, -2)                        # [N, C, tiles, T_in, W]
+    y = torch.matmul(matrix.t(), x)                                          # [N, C, (tiles,) T_out, W]
+    return y.reshape(n, c, ntiles * t_out, w)[:, :, :l_out]
 
 class RefKernel:
     """Kernel object with the plugin's upfirdn2d entry point, implemented in PyTorch."""
