@@ -67,6 +67,10 @@ def real_dataset_kwargs(data, training_set_kwargs, G, mirror, images_mode):
         kwargs = dnnlib.EasyDict(class_name='training.dataset.ImageFolderDataset', path=data)
     elif training_set_kwargs is not None:
         kwargs = dnnlib.EasyDict(training_set_kwargs)
+        path = kwargs.get('path')
+        if not isinstance(path, str) or not os.path.exists(path):
+            raise CalcError(f'the network pickle names its training set as {path!r}, which does not exist here; '
+                            f'pass --data=ZIP_OR_DIR')
     else:
         raise CalcError('--data is required: the network pickle does not name its training set')
     if G is not None:

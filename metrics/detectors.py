@@ -190,6 +190,24 @@ class NvidiaTorchScript(Detector):
 
 #----------------------------------------------------------------------------
 
+# Registered detectors replace the built-in sources of a name within this process: tests inject a cheap
+# fake through calc_metrics.py and the training loop, and a caller can plug in its own weights. Anything
+# registered must follow the Detector interface (uint8 [N, 3, H, W] -> float32 [N, F], `name`, `cache_key`).
+
+_registered = dict() # name -> factory(device) -> detector
+
+def register_detector(name, factory):
+    """Make load_detector(name) return factory(device) in this process; factory=None removes it."""
+    if name not in DETECTOR_NAMES:
+        raise DetectorError(f'register_detector: unknown detector "{name}"; known: {", ".join(DETECTOR_NAMES)}')
+    if factory is None:
+        _registered.pop(name, None)
+    else:
+        _registered[name] = factory
+
+def reset_for_tests():
+    _registered.clear()
+
 def load_detector(name, path=None, device='cpu'):
     """Build the named detector.
 
@@ -201,6 +219,8 @@ def load_detector(name, path=None, device='cpu'):
     Returns:
         A Detector: callable on uint8 [N, 3, H, W] images, returning float32 [N, F].
     """
+    if name in _registered:
+        return _registered[name](device)
     if name == 'inception':
         return PackageInception(resolve_detector_file(name, path), device=device)
     if name in NVIDIA_URLS:

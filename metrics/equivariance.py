@@ -184,11 +184,6 @@ def psnr_from_mse(mse):
         return float('inf')
     return float(20 * np.log10(2) - 10 * np.log10(mse))
 
-def _randomize_noise_const(G, rng):
-    for name, buf in G.synthesis.named_buffers():
-        if name.endswith('noise_const'):
-            buf.copy_(torch.from_numpy(rng.standard_normal(tuple(buf.shape)).astype(np.float32)))
-
 def compute_equivariance_metric(opts, num_samples, batch_size, translate_max=0.125, rotate_max=1,
                                 compute_eqt_int=False, compute_eqt_frac=False, compute_eqr=False):
     """PSNR (dB) of one equivariance kind, pooled over `num_samples` generated images (one transform per batch)."""
@@ -205,11 +200,11 @@ def compute_equivariance_metric(opts, num_samples, batch_size, translate_max=0.1
     err_sum, mask_sum = 0.0, 0.0
     res = G.img_resolution
     try:
-        with torch.no_grad():
+        with torch.no_grad(), metric_utils.restored_noise_const(G):
             for lo in range(opts.rank * batch_size, num_samples, batch_size * opts.num_gpus):
                 indices = range(lo, min(lo + batch_size, num_samples))
                 z, c = metric_utils.make_generator_inputs(indices, opts.seed, G.z_dim, G.c_dim, labels, opts.device)
-                _randomize_noise_const(G, rng)
+                metric_utils.randomize_noise_const(G, rng)
                 ws = G.mapping(z, c, **map_kwargs)
                 transform.copy_(torch.eye(3))
                 orig = G.synthesis(ws, noise_mode='const', **synth_kwargs)

@@ -2,6 +2,7 @@
 # seeded generator sampling and the feature-extraction loops. Detectors live in metrics/detectors.py and
 # reach the metrics as arguments (through MetricOptions), never as module-level URLs.
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -316,6 +317,46 @@ def make_generator_inputs(indices, seed, z_dim, c_dim, labels, device):
     c = torch.from_numpy(np.stack(cs)).to(device) if c_dim > 0 else torch.zeros([len(zs), 0], device=device)
     return z, c
 
+# Generators with noise inputs (StyleGAN2, noise_mode='random') draw their noise from torch's global RNG.
+# Each batch runs with that RNG seeded from (seed, first index of the batch) and restored afterwards, so
+# results repeat for a seed (and number of processes) whatever ran before, and a metric evaluated during
+# training leaves the training's random streams untouched.
+
+def noise_seed(seed, index):
+    return int(np.random.default_rng([int(seed), int(index), 1]).integers(1 << 62))
+
+@contextlib.contextmanager
+def seeded_torch_rng(seed, device):
+    """Run a block with torch's global RNG (CPU, and `device` when it is a GPU) seeded; restore it afterwards."""
+    device = torch.device(device)
+    cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == 'cuda' else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.random.default_generator.manual_seed(seed)
+        for idx in cuda:
+            torch.cuda.default_generators[idx].manual_seed(seed)
+        yield
+
+@contextlib.contextmanager
+def restored_noise_const(G):
+    """Run a block that may overwrite G's `noise_const` buffers (PPL and EQ redraw them per batch, as NVIDIA
+    does); put the original values back afterwards so the caller's generator (e.g. G_ema in training) is
+    unchanged."""
+    saved = {name: buf.detach().clone() for name, buf in G.named_buffers() if name.endswith('noise_const')}
+    try:
+        yield
+    finally:
+        buffers = dict(G.named_buffers())
+        with torch.no_grad():
+            for name, value in saved.items():
+                buffers[name].copy_(value)
+
+def randomize_noise_const(G, rng):
+    """Redraw every `noise_const` buffer of G from numpy Generator `rng` (standard normal)."""
+    with torch.no_grad():
+        for name, buf in G.named_buffers():
+            if name.endswith('noise_const'):
+                buf.copy_(torch.from_numpy(rng.standard_normal(tuple(buf.shape)).astype(np.float32)))
+
 def iterate_generated_images(opts, num_gen, batch_size, desc='generated'):
     """Yield uint8 [n, 3, H, W] batches of this rank's share of `num_gen` generated images.
 
@@ -333,8 +374,11 @@ def iterate_generated_images(opts, num_gen, batch_size, desc='generated'):
     indices = list(range(opts.rank, num_gen, opts.num_gpus))
     with _progress(opts, len(indices), desc) as bar, torch.no_grad():
         for lo in range(0, len(indices), batch_size):
-            z, c = make_generator_inputs(indices[lo:lo + batch_size], opts.seed, G.z_dim, G.c_dim, labels, opts.device)
-            images = to_rgb_uint8(quantize_images(G(z, c, **opts.G_kwargs)))
+            batch = indices[lo:lo + batch_size]
+            z, c = make_generator_inputs(batch, opts.seed, G.z_dim, G.c_dim, labels, opts.device)
+            with seeded_torch_rng(noise_seed(opts.seed, batch[0]), opts.device):
+                img = G(z, c, **opts.G_kwargs)
+            images = to_rgb_uint8(quantize_images(img))
             bar.update(images.shape[0])
             yield images
 

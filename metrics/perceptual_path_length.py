@@ -61,10 +61,12 @@ def compute_ppl(opts, num_samples, epsilon, space, sampling, crop, batch_size, d
     labels = metric_utils.dataset_labels(opts, G.c_dim)
     rng = np.random.default_rng([opts.seed, 11])
     G_kwargs = {k: v for k, v in opts.G_kwargs.items() if k not in ('truncation_psi', 'truncation_cutoff', 'force_fp32', 'noise_mode')}
+    noise_rng = np.random.default_rng([opts.seed, 12])
     dist = []
-    with torch.no_grad():
+    with torch.no_grad(), metric_utils.restored_noise_const(G):
         for lo in range(opts.rank * batch_size, num_samples, batch_size * opts.num_gpus):
             n = min(batch_size, num_samples - lo)
+            metric_utils.randomize_noise_const(G, noise_rng)
             z, c = metric_utils.make_generator_inputs(range(2 * lo, 2 * (lo + n)), opts.seed, G.z_dim, G.c_dim, labels, opts.device)
             t = torch.from_numpy(rng.random(n).astype(np.float32) * (sampling == 'full')).to(opts.device)
             dist.append(ppl_distances(G, detector, z, c, t, epsilon, space, crop, G_kwargs))

@@ -18,6 +18,7 @@ _RESETTABLE_MODULES = [
     'torch_utils.custom_ops',
     'dataset_tool',
     'torch_utils.ops.cuda_kernels',
+    'metrics.detectors',
 ]
 
 def pytest_collection_modifyitems(config, items):

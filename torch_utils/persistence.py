@@ -306,7 +306,27 @@ def build_from_official(rec):
     where = f'official {rec.class_name}'
     module = _construct_quietly(cls, rec.init_args, _official_kwargs(rec, class_name), where)
     state, frozen = rec.flat_state()
+    if class_name == 'training.augment.AugmentPipe':
+        return _load_official_augment_state(module, state, rec.training, where)
     return _load_state_exact(module, state, frozen, rec.training, where)
+
+def _load_official_augment_state(pipe, state, training, where):
+    # The augment pipe's only learned state is its probability `p`. Its filter buffers (Hz_geom, Hz_fbank)
+    # are fixed functions of constants: ours are built from our own filter design (our Hz_fbank has a
+    # different length than NVIDIA's), so the recorded ones are not loaded; the constructor arguments
+    # (which augmentations, their strengths) come from the record as for any network.
+    p = state.get('p')
+    if p is None or p.numel() != 1:
+        raise ValueError(f'{where}: the augment pipe has no scalar probability buffer "p" '
+                         f'(found {sorted(state)[:8]})')
+    unexpected = sorted(set(state) - {'p', 'Hz_geom', 'Hz_fbank'})
+    if unexpected:
+        raise ValueError(f'{where}: unexpected augment pipe state {unexpected[:8]} (expected p, Hz_geom, Hz_fbank)')
+    with torch.no_grad():
+        pipe.p.copy_(p.reshape([]).to(pipe.p.dtype))
+    pipe.requires_grad_(False)
+    pipe.train(training)
+    return pipe
 
 #----------------------------------------------------------------------------
 # The allow-listed unpickler.

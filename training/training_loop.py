@@ -303,8 +303,22 @@ def load_resume_pkl(resume_pkl, G, D, G_ema, log):
     with dnnlib.open_url(resume_pkl) as f:
         data = persistence.load_network_pkl(f)
     for name, module in (('G', G), ('D', D), ('G_ema', G_ema)):
-        if data.get(name) is not None:
+        if data.get(name) is None:
+            log(f'Resume: the pickle has no {name}; it keeps its fresh initialisation')
+            continue
+        source = dict(misc.named_params_and_buffers(data[name]))
+        targets = [n for n, _ in misc.named_params_and_buffers(module)]
+        matched = sum(n in source for n in targets)
+        if matched == 0:
+            raise ValueError(f'--resume={resume_pkl}: {name} shares no tensor names with this configuration\'s {name} '
+                             f'({type(data[name]).__module__}.{type(data[name]).__name__} in the pickle); check --cfg')
+        try:
             misc.copy_params_and_buffers(data[name], module, require_all=False)
+        except ValueError as e:
+            raise ValueError(f'--resume={resume_pkl}: {name} does not fit this configuration ({e}); '
+                             f'the pickle\'s networks must match --cfg, --cbase, --cmax, --map-depth and the dataset') from None
+        if matched < len(targets):
+            log(f'Resume: {name}: {matched} of {len(targets)} tensors copied from the pickle; the rest keep their initialisation')
 
 #----------------------------------------------------------------------------
 # Logging: stdout + log.txt, stats.jsonl, TensorBoard (if importable). Only rank 0 writes.

@@ -3,7 +3,6 @@
 # own code, with a module_src that would leave a trace if executed) load into our classes, writes are
 # atomic, and the checked-in fixture from an earlier version still loads.
 
-import collections
 import io
 import json
 import os
@@ -18,6 +17,7 @@ import torch
 
 import dnnlib
 from tests.golden import regen
+from tests.support import official_pickles
 from tests.support import tiny_configs as tc
 from torch_utils import misc
 from torch_utils import persistence
@@ -233,31 +233,15 @@ def test_unknown_class_name_is_refused():
     with pytest.raises(pickle.UnpicklingError, match='not a persistent class'):
         persistence.loads_network_pkl(pickle.dumps(dict(G=_Reduce(persistence._reconstruct_network, meta)))) # pylint: disable=protected-access
 
-class _Reduce:
-    def __init__(self, func, meta):
-        self.func, self.meta = func, meta
-    def __reduce__(self):
-        return (self.func, (self.meta,))
+_Reduce = official_pickles.Reduce
 
 #----------------------------------------------------------------------------
-# Official-layout pickles, built with our code: NVIDIA's meta dict, nested _parameters/_buffers/_modules,
-# standard torch tensor pickling, and a module_src that leaves a marker file (and raises) if executed.
+# Official-layout pickles, built with our code (tests/support/official_pickles.py): NVIDIA's meta dict,
+# nested _parameters/_buffers/_modules, standard torch tensor pickling, and a module_src that leaves a
+# marker file (and raises) if executed.
 
-def _official_like(module, module_src, init_kwargs=None):
-    state = dict(
-        _init_args=tuple(module.init_args), _init_kwargs=dnnlib.EasyDict(init_kwargs if init_kwargs is not None else module.init_kwargs),
-        _parameters=collections.OrderedDict(module._parameters), _buffers=collections.OrderedDict(module._buffers), # pylint: disable=protected-access
-        _modules=collections.OrderedDict((k, _official_like(v, module_src)) for k, v in module._modules.items()), # pylint: disable=protected-access
-        _non_persistent_buffers_set=set(), _forward_hooks=collections.OrderedDict(), _backward_hooks=collections.OrderedDict(),
-        training=module.training)
-    for attr in ('z_dim', 'c_dim', 'w_dim', 'img_resolution', 'img_channels', 'num_ws'):
-        if hasattr(module, attr):
-            state[attr] = getattr(module, attr)
-    meta = dict(type='class', version=6, module_src=module_src, class_name=type(module).__name__, state=state)
-    return _Reduce(persistence._reconstruct_persistent_obj, meta) # pylint: disable=protected-access
-
-def _evil_src(marker):
-    return f'import pathlib\npathlib.Path({str(marker)!r}).write_text("module_src executed")\nraise RuntimeError("executed")\n'
+_official_like = official_pickles.official_like
+_evil_src = official_pickles.evil_src
 
 @pytest.mark.parametrize('kind', ['sg3t', 'sg3r', 'sg2', 'sg2_ada_nested_kwargs'])
 def test_official_layout_generator_loads_and_matches(tmp_path, kind):
