@@ -1,812 +1,849 @@
-# StyleGAN2 generator ("Analyzing and Improving the Image Quality of StyleGAN", Karras et al. 2020) and the
-# residual discriminator that every configuration trains against. Parameter names, shapes and buffers
-# match NVIDIA's networks, so official StyleGAN2-ADA / StyleGAN3 pickles load into these classes.
+# StyleGAN2 generator (Karras et al. 2020, "Analyzing and Improving the Image Quality of StyleGAN") and
+# the residual discriminator that all three training configurations use, StyleGAN3 included.
+#
+# The generator grows a learned 4x4 constant to the output resolution in blocks that double the size;
+# every convolution is modulated by a style derived from w and demodulated (Sec. 2.2), per-pixel noise adds
+# stochastic detail, and ToRGB outputs are summed across resolutions ('skip', Sec. 4.1). The discriminator
+# mirrors it with residual downsampling blocks and a minibatch-stddev epilogue.
+#
+# Class names, constructor arguments, parameter/buffer names and their order match NVIDIA's release, so
+# official StyleGAN2-ADA / StyleGAN3 pickles load into these classes; everything else is our own.
+
+import functools
 
 import numpy as np
 import torch
+from torch import nn
 
-from torch_utils import misc
-from torch_utils import persistence
-from torch_utils.ops import bias_act
-from torch_utils.ops import conv2d_resample
-from torch_utils.ops import fma
-from torch_utils.ops import upfirdn2d
+from torch_utils import misc, persistence
+from torch_utils.ops import bias_act, conv2d_resample, fma, upfirdn2d
 
 #----------------------------------------------------------------------------
+# Validation and small numeric helpers.
 
 def _require(condition, message):
     if not condition:
         raise ValueError(message)
 
+def _is_int(value, minimum):
+    return isinstance(value, (int, np.integer)) and value >= minimum
+
 def _check_resolution(img_resolution, minimum, who):
-    ok = isinstance(img_resolution, (int, np.integer)) and img_resolution >= minimum and (img_resolution & (img_resolution - 1)) == 0
+    ok = _is_int(img_resolution, minimum) and (img_resolution & (img_resolution - 1)) == 0
     _require(ok, f'{who}: img_resolution must be a power of two >= {minimum}, got {img_resolution}')
 
 def _check_common(who, img_channels, channel_base, channel_max, num_fp16_res):
-    _require(isinstance(img_channels, (int, np.integer)) and img_channels >= 1, f'{who}: img_channels must be >= 1, got {img_channels}')
+    _require(_is_int(img_channels, 1), f'{who}: img_channels must be >= 1, got {img_channels}')
     _require(channel_base >= 1, f'{who}: channel_base must be >= 1, got {channel_base}')
     _require(channel_max >= 1, f'{who}: channel_max must be >= 1, got {channel_max}')
-    _require(isinstance(num_fp16_res, (int, np.integer)) and num_fp16_res >= 0, f'{who}: num_fp16_res must be an integer >= 0, got {num_fp16_res}')
+    _require(_is_int(num_fp16_res, 0), f'{who}: num_fp16_res must be an integer >= 0, got {num_fp16_res}')
+
+def _check_architecture(architecture, who):
+    _require(architecture in ('orig', 'skip', 'resnet'),
+             f"{who}: architecture must be 'orig', 'skip' or 'resnet', got {architecture!r}")
 
 def _channels(channel_base, channel_max, resolutions, who):
+    # Channel count per resolution: channel_base / res, capped at channel_max.
     channels = {res: min(channel_base // res, channel_max) for res in resolutions}
     small = [res for res, ch in channels.items() if ch < 1]
     _require(not small, f'{who}: channel_base {channel_base} gives 0 channels at resolution(s) {small}')
     return channels
 
+def _fp16_threshold(img_resolution, num_fp16_res):
+    # Blocks at this resolution and above run in fp16 (on CUDA); never below 8x8.
+    return max(2 * img_resolution // 2 ** num_fp16_res, 8)
+
+def _default_gain(activation):
+    # The gain bias_act applies to this activation by default (sqrt(2) for (leaky) ReLU).
+    return bias_act.activation_funcs[activation].def_gain
+
+def _inv_sqrt(n):
+    return 1 / np.sqrt(n)
+
+def _scaled_clamp(clamp, gain):
+    # A layer's `gain` scales its clamp range along with its output.
+    return None if clamp is None else clamp * gain
+
+def _memory_format(channels_last):
+    return torch.channels_last if channels_last else torch.contiguous_format
+
+def _block_precision(use_fp16, channels_last, force_fp32, device):
+    # fp16 and channels-last are CUDA-only speed-ups; elsewhere a block runs fp32 and contiguous.
+    fast = device.type == 'cuda' and not force_fp32
+    dtype = torch.float16 if (fast and use_fp16) else torch.float32
+    return dtype, _memory_format(fast and channels_last)
+
+def _repr_fields(module, *names):
+    # `name=value` pairs for extra_repr().
+    return ', '.join(f'{name}={getattr(module, name)}' for name in names)
+
 @misc.profiled_function
 def normalize_2nd_moment(x, dim=1, eps=1e-8):
-    return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()
+    # Divide by the root mean square along `dim` (pixel norm for vectors).
+    return x * x.square().mean(dim=dim, keepdim=True).add(eps).rsqrt()
 
 #----------------------------------------------------------------------------
 
 @misc.profiled_function
 def modulated_conv2d(
-    x,                          # Input tensor of shape [batch_size, in_channels, in_height, in_width].
-    weight,                     # Weight tensor of shape [out_channels, in_channels, kernel_height, kernel_width].
-    styles,                     # Modulation coefficients of shape [batch_size, in_channels].
-    noise           = None,     # Optional noise tensor to add to the output activations.
-    up              = 1,        # Integer upsampling factor.
-    down            = 1,        # Integer downsampling factor.
-    padding         = 0,        # Padding with respect to the upsampled image.
-    resample_filter = None,     # Low-pass filter to apply when resampling activations (from setup_filter).
-    demodulate      = True,     # Apply weight demodulation?
-    flip_weight     = True,     # False = convolution, True = correlation (matches torch.nn.functional.conv2d).
-    fused_modconv   = True,     # Perform modulation, convolution and demodulation as one grouped convolution?
+    x,                          # Activations [N, I, H, W].
+    weight,                     # Shared kernel [O, I, kh, kw].
+    styles,                     # Per-sample scales of the input channels [N, I].
+    noise           = None,     # Added to the output after demodulation: [N, 1, H', W'] or [H', W'].
+    up              = 1,        # Upsampling factor applied before the convolution.
+    down            = 1,        # Downsampling factor applied after it.
+    padding         = 0,        # Padding, measured on the upsampled grid.
+    resample_filter = None,     # FIR from upfirdn2d.setup_filter for the up/down steps.
+    demodulate      = True,     # Normalise each per-sample filter to unit L2 norm (StyleGAN2 Sec. 2.2).
+    flip_weight     = True,     # True = cross-correlation like torch conv2d, False = true convolution.
+    fused_modconv   = True,     # One grouped convolution with per-sample kernels (True), or scale the
+                                # activations around a shared convolution (False).
 ):
-    batch_size = x.shape[0]
-    out_channels, in_channels, kh, kw = weight.shape
-    misc.assert_shape(weight, [out_channels, in_channels, kh, kw], 'weight')
-    misc.assert_shape(x, [batch_size, in_channels, None, None], 'x')
-    misc.assert_shape(styles, [batch_size, in_channels], 'styles')
+    """Modulated (and optionally demodulated) convolution of StyleGAN2.
 
-    # Pre-normalise inputs to avoid FP16 overflow.
-    if x.dtype == torch.float16 and demodulate:
-        weight = weight * (1 / np.sqrt(in_channels * kh * kw) / weight.norm(float('inf'), dim=[1, 2, 3], keepdim=True)) # max_Ikk
-        styles = styles / styles.norm(float('inf'), dim=1, keepdim=True) # max_I
+    Returns:
+        [N, O, H', W'] activations.
+    """
+    N = x.shape[0]
+    O, I, kh, kw = weight.shape
+    misc.assert_shape(weight, [O, I, kh, kw], 'weight')
+    misc.assert_shape(x, [N, I, None, None], 'x')
+    misc.assert_shape(styles, [N, I], 'styles')
 
-    # Per-sample weights and demodulation coefficients.
-    w = None
+    # fp16 products of raw weights and styles can overflow. Demodulation cancels any positive scale,
+    # so first bring both to a peak magnitude of about one.
+    if demodulate and x.dtype == torch.float16:
+        weight = weight * (_inv_sqrt(I * kh * kw) / weight.abs().amax(dim=[1, 2, 3], keepdim=True))
+        styles = styles / styles.abs().amax(dim=1, keepdim=True)
+
+    # Per-sample kernels are needed to fuse, and to compute the demodulation coefficients.
+    per_sample = None
+    if fused_modconv or demodulate:
+        per_sample = weight[None] * styles.reshape(N, 1, I, 1, 1)              # [N, O, I, kh, kw]
     dcoefs = None
-    if demodulate or fused_modconv:
-        w = weight.unsqueeze(0) * styles.reshape(batch_size, 1, -1, 1, 1) # [NOIkk]
     if demodulate:
-        dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt() # [NO]
-    if demodulate and fused_modconv:
-        w = w * dcoefs.reshape(batch_size, -1, 1, 1, 1) # [NOIkk]
+        dcoefs = (per_sample.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()         # [N, O]
 
-    # Unfused: scale activations before and after a shared convolution.
+    conv = functools.partial(conv2d_resample.conv2d_resample, f=resample_filter, up=up, down=down,
+                             padding=padding, flip_weight=flip_weight)
     if not fused_modconv:
-        x = x * styles.to(x.dtype).reshape(batch_size, -1, 1, 1)
-        x = conv2d_resample.conv2d_resample(x=x, w=weight.to(x.dtype), f=resample_filter, up=up, down=down,
-                                            padding=padding, flip_weight=flip_weight)
-        if demodulate and noise is not None:
-            x = fma.fma(x, dcoefs.to(x.dtype).reshape(batch_size, -1, 1, 1), noise.to(x.dtype))
-        elif demodulate:
-            x = x * dcoefs.to(x.dtype).reshape(batch_size, -1, 1, 1)
-        elif noise is not None:
-            x = x.add_(noise.to(x.dtype))
-        return x
+        return _modconv_unfused(x, weight, styles, dcoefs, noise, conv)
 
-    # Fused: one grouped convolution over the whole batch.
-    x = x.reshape(1, -1, *x.shape[2:]) # [1, N*I, H, W]
-    w = w.reshape(-1, in_channels, kh, kw) # [N*O, I, k, k]
-    x = conv2d_resample.conv2d_resample(x=x, w=w.to(x.dtype), f=resample_filter, up=up, down=down,
-                                        padding=padding, groups=batch_size, flip_weight=flip_weight)
-    x = x.reshape(batch_size, -1, *x.shape[2:]) # [NOHW]
+    if dcoefs is not None:
+        per_sample = per_sample * dcoefs[:, :, None, None, None]
+    stacked = x.reshape(1, N * I, *x.shape[2:])                                # [1, N*I, H, W]
+    kernels = per_sample.reshape(N * O, I, kh, kw).to(x.dtype)                 # [N*O, I, kh, kw]
+    y = conv(x=stacked, w=kernels, groups=N)                                   # [1, N*O, H', W']
+    y = y.reshape(N, O, *y.shape[2:])
     if noise is not None:
-        x = x.add_(noise)
-    return x
+        y = y.add_(noise)
+    return y
+
+def _modconv_unfused(x, weight, styles, dcoefs, noise, conv):
+    # Modulation scales the input channels and demodulation the output channels, so both can be applied
+    # to the activations around one convolution with the shared kernel: cheaper for large batches.
+    N = x.shape[0]
+    x = x * styles.to(x.dtype)[:, :, None, None]
+    y = conv(x=x, w=weight.to(x.dtype))                                        # [N, O, H', W']
+    if dcoefs is not None:
+        scale = dcoefs.to(x.dtype).reshape(N, -1, 1, 1)
+        return y * scale if noise is None else fma.fma(y, scale, noise.to(x.dtype))
+    return y if noise is None else y.add_(noise.to(x.dtype))
 
 #----------------------------------------------------------------------------
 
 @persistence.persistent_class
-class FullyConnectedLayer(torch.nn.Module):
+class FullyConnectedLayer(nn.Module):
+    """Dense layer with an equalised learning rate (ProGAN Sec. 4.1): unit-scale stored weights,
+    multiplied by lr_multiplier / sqrt(in_features) on every call."""
+
     def __init__(self,
-        in_features,                # Number of input features.
-        out_features,               # Number of output features.
-        bias            = True,     # Apply additive bias before the activation function?
-        activation      = 'linear', # Activation function: 'relu', 'lrelu', etc.
-        lr_multiplier   = 1,        # Learning rate multiplier.
-        bias_init       = 0,        # Initial value for the additive bias.
+        in_features,                # Width of each input vector.
+        out_features,               # Width of each output vector.
+        bias            = True,     # Learn an additive bias?
+        activation      = 'linear', # Any bias_act nonlinearity: 'linear', 'lrelu', 'relu', ...
+        lr_multiplier   = 1,        # Relative learning rate of this layer (0.01 in the mapping MLP).
+        bias_init       = 0,        # Initial value of every stored bias entry.
     ):
         super().__init__()
-        self.in_features = in_features
-        self.out_features = out_features
+        self.in_features, self.out_features = in_features, out_features
         self.activation = activation
-        self.weight = torch.nn.Parameter(torch.randn([out_features, in_features]) / lr_multiplier)
-        self.bias = torch.nn.Parameter(torch.full([out_features], np.float32(bias_init))) if bias else None
+        self.weight = nn.Parameter(torch.randn([out_features, in_features]) / lr_multiplier)
+        initial_bias = torch.full([out_features], float(bias_init), dtype=torch.float32)
+        self.bias = nn.Parameter(initial_bias) if bias else None
         self.weight_gain = lr_multiplier / np.sqrt(in_features)
         self.bias_gain = lr_multiplier
 
     def forward(self, x):
-        w = self.weight.to(x.dtype) * self.weight_gain
-        b = self.bias
-        if b is not None:
-            b = b.to(x.dtype)
-            if self.bias_gain != 1:
-                b = b * self.bias_gain
-        if self.activation == 'linear' and b is not None:
-            x = torch.addmm(b.unsqueeze(0), x, w.t())
-        else:
-            x = x.matmul(w.t())
-            x = bias_act.bias_act(x, b, act=self.activation)
-        return x
+        weight = self.weight.to(x.dtype) * self.weight_gain                    # [out, in]
+        bias = None if self.bias is None else self.bias.to(x.dtype) * self.bias_gain
+        if bias is not None and self.activation == 'linear':
+            return torch.addmm(bias[None], x, weight.T)                         # Fused x W^T + b.
+        return bias_act.bias_act(x @ weight.T, bias, act=self.activation)
 
     def extra_repr(self):
-        return f'in_features={self.in_features:d}, out_features={self.out_features:d}, activation={self.activation:s}'
+        return _repr_fields(self, 'in_features', 'out_features', 'activation')
 
 #----------------------------------------------------------------------------
 
 @persistence.persistent_class
-class Conv2dLayer(torch.nn.Module):
+class Conv2dLayer(nn.Module):
+    """Plain convolution with equalised learning rate, optional FIR resampling, bias and activation."""
+
     def __init__(self,
-        in_channels,                    # Number of input channels.
-        out_channels,                   # Number of output channels.
-        kernel_size,                    # Width and height of the convolution kernel.
-        bias            = True,         # Apply additive bias before the activation function?
-        activation      = 'linear',     # Activation function: 'relu', 'lrelu', etc.
-        up              = 1,            # Integer upsampling factor.
-        down            = 1,            # Integer downsampling factor.
-        resample_filter = (1, 3, 3, 1), # Low-pass filter to apply when resampling activations.
-        conv_clamp      = None,         # Clamp the output to +-X, None = disable clamping.
-        channels_last   = False,        # Expect the input to have memory_format=channels_last?
-        trainable       = True,         # Update the weights of this layer during training?
+        in_channels,                    # Channels of the incoming features.
+        out_channels,                   # Channels produced.
+        kernel_size,                    # Side of the square kernel (odd: padding keeps the size).
+        bias            = True,         # Learn an additive bias?
+        activation      = 'linear',     # Any bias_act nonlinearity.
+        up              = 1,            # Upsample by this factor before the convolution.
+        down            = 1,            # Downsample by this factor after it.
+        resample_filter = (1, 3, 3, 1), # 1-D taps of the separable resampling FIR.
+        conv_clamp      = None,         # Clamp outputs to [-conv_clamp, conv_clamp]; None = never.
+        channels_last   = False,        # Store the kernel in channels-last layout (fp16 speed-up).
+        trainable       = True,         # False = frozen (Freeze-D): kernel and bias become buffers.
     ):
         super().__init__()
-        self.in_channels = in_channels
-        self.out_channels = out_channels
+        self.in_channels, self.out_channels = in_channels, out_channels
         self.activation = activation
-        self.up = up
-        self.down = down
+        self.up, self.down = up, down
         self.conv_clamp = conv_clamp
         self.register_buffer('resample_filter', upfirdn2d.setup_filter(list(resample_filter)))
         self.padding = kernel_size // 2
-        self.weight_gain = 1 / np.sqrt(in_channels * (kernel_size ** 2))
-        self.act_gain = bias_act.activation_funcs[activation].def_gain
+        self.weight_gain = _inv_sqrt(in_channels * kernel_size ** 2)
+        self.act_gain = _default_gain(activation)
 
-        # Frozen layers (Freeze-D) keep their weights as buffers, outside D.parameters().
-        memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        weight = torch.randn([out_channels, in_channels, kernel_size, kernel_size]).to(memory_format=memory_format)
-        bias = torch.zeros([out_channels]) if bias else None
+        kernel = torch.randn([out_channels, in_channels, kernel_size, kernel_size])
+        kernel = kernel.to(memory_format=_memory_format(channels_last))
+        offset = torch.zeros([out_channels]) if bias else None
         if trainable:
-            self.weight = torch.nn.Parameter(weight)
-            self.bias = torch.nn.Parameter(bias) if bias is not None else None
+            self.weight = nn.Parameter(kernel)
+            self.bias = None if offset is None else nn.Parameter(offset)
         else:
-            self.register_buffer('weight', weight)
-            if bias is not None:
-                self.register_buffer('bias', bias)
-            else:
+            # Buffers stay in the state dict (and in pickles) but not in parameters(), so no optimiser
+            # touches them.
+            self.register_buffer('weight', kernel)
+            if offset is None:
                 self.bias = None
+            else:
+                self.register_buffer('bias', offset)
 
     def forward(self, x, gain=1):
-        w = self.weight * self.weight_gain
-        b = self.bias.to(x.dtype) if self.bias is not None else None
-        flip_weight = (self.up == 1) # Slightly faster.
-        x = conv2d_resample.conv2d_resample(x=x, w=w.to(x.dtype), f=self.resample_filter, up=self.up, down=self.down,
-                                            padding=self.padding, flip_weight=flip_weight)
-        act_gain = self.act_gain * gain
-        act_clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
-        x = bias_act.bias_act(x, b, act=self.activation, gain=act_gain, clamp=act_clamp)
-        return x
+        kernel = (self.weight * self.weight_gain).to(x.dtype)
+        bias = None if self.bias is None else self.bias.to(x.dtype)
+        # Kernel orientation for up > 1 follows NVIDIA's, so pickled weights act the same way.
+        x = conv2d_resample.conv2d_resample(x=x, w=kernel, f=self.resample_filter, up=self.up, down=self.down,
+                                            padding=self.padding, flip_weight=(self.up == 1))
+        return bias_act.bias_act(x, bias, act=self.activation, gain=self.act_gain * gain,
+                                 clamp=_scaled_clamp(self.conv_clamp, gain))
 
     def extra_repr(self):
-        return (f'in_channels={self.in_channels:d}, out_channels={self.out_channels:d}, activation={self.activation:s}, '
-                f'up={self.up}, down={self.down}')
+        return _repr_fields(self, 'in_channels', 'out_channels', 'activation', 'up', 'down')
 
 #----------------------------------------------------------------------------
 
 @persistence.persistent_class
-class MappingNetwork(torch.nn.Module):
+class MappingNetwork(nn.Module):
+    """MLP from (z, c) to w. Also serves the discriminator as its label embedding (z_dim = 0,
+    num_ws = None)."""
+
     def __init__(self,
-        z_dim,                      # Input latent (Z) dimensionality, 0 = no latent.
-        c_dim,                      # Conditioning label (C) dimensionality, 0 = no label.
-        w_dim,                      # Intermediate latent (W) dimensionality.
-        num_ws,                     # Number of intermediate latents to output, None = do not broadcast.
-        num_layers      = 8,        # Number of mapping layers.
-        embed_features  = None,     # Label embedding dimensionality, None = same as w_dim.
-        layer_features  = None,     # Number of intermediate features in the mapping layers, None = same as w_dim.
-        activation      = 'lrelu',  # Activation function: 'relu', 'lrelu', etc.
-        lr_multiplier   = 0.01,     # Learning rate multiplier for the mapping layers.
-        w_avg_beta      = 0.998,    # Decay for tracking the moving average of W during training, None = do not track.
+        z_dim,                      # Length of the latent z; 0 = labels only.
+        c_dim,                      # Length of the label c; 0 = unconditional.
+        w_dim,                      # Length of the output w.
+        num_ws,                     # Copies of w to emit; None = return [N, w_dim] as is.
+        num_layers      = 8,        # Depth of the MLP.
+        embed_features  = None,     # Width of the label embedding; None = w_dim.
+        layer_features  = None,     # Width of the hidden layers; None = w_dim.
+        activation      = 'lrelu',  # Nonlinearity of every layer.
+        lr_multiplier   = 0.01,     # Relative learning rate of the MLP layers.
+        w_avg_beta      = 0.998,    # EMA decay of w_avg (truncation centre); None = do not track.
     ):
         super().__init__()
-        _require(z_dim >= 0 and c_dim >= 0 and z_dim + c_dim > 0, f'MappingNetwork: need z_dim >= 0, c_dim >= 0 and z_dim + c_dim > 0, got {z_dim}, {c_dim}')
+        _require(z_dim >= 0 and c_dim >= 0 and z_dim + c_dim > 0,
+                 f'MappingNetwork: need z_dim >= 0, c_dim >= 0 and z_dim + c_dim > 0, got {z_dim}, {c_dim}')
         _require(w_dim >= 1, f'MappingNetwork: w_dim must be >= 1, got {w_dim}')
         _require(num_layers >= 1, f'MappingNetwork: num_layers (mapping depth) must be >= 1, got {num_layers}')
-        self.z_dim = z_dim
-        self.c_dim = c_dim
-        self.w_dim = w_dim
-        self.num_ws = num_ws
-        self.num_layers = num_layers
-        self.w_avg_beta = w_avg_beta
+        self.z_dim, self.c_dim, self.w_dim, self.num_ws = z_dim, c_dim, w_dim, num_ws
+        self.num_layers, self.w_avg_beta = num_layers, w_avg_beta
 
-        if embed_features is None:
-            embed_features = w_dim
-        if c_dim == 0:
-            embed_features = 0
-        if layer_features is None:
-            layer_features = w_dim
-        features_list = [z_dim + embed_features] + [layer_features] * (num_layers - 1) + [w_dim]
-
+        embed_width = 0 if c_dim == 0 else (w_dim if embed_features is None else embed_features)
+        hidden = w_dim if layer_features is None else layer_features
+        widths = [z_dim + embed_width] + [hidden] * (num_layers - 1) + [w_dim]
         if c_dim > 0:
-            self.embed = FullyConnectedLayer(c_dim, embed_features)
+            self.embed = FullyConnectedLayer(c_dim, embed_width)
         for idx in range(num_layers):
-            layer = FullyConnectedLayer(features_list[idx], features_list[idx + 1], activation=activation, lr_multiplier=lr_multiplier)
-            setattr(self, f'fc{idx}', layer)
-        if num_ws is not None and w_avg_beta is not None:
+            fc = FullyConnectedLayer(widths[idx], widths[idx + 1], activation=activation, lr_multiplier=lr_multiplier)
+            self.add_module(f'fc{idx}', fc)
+        if self._tracks_w_avg():
             self.register_buffer('w_avg', torch.zeros([w_dim]))
 
-    def forward(self, z, c, truncation_psi=1, truncation_cutoff=None, update_emas=False):
-        # Embed, normalise and concatenate the inputs.
-        x = None
+    def _tracks_w_avg(self):
+        return self.num_ws is not None and self.w_avg_beta is not None
+
+    def forward(self,
+        z,                          # [N, z_dim], or None when z_dim == 0.
+        c,                          # [N, c_dim]; ignored when c_dim == 0.
+        truncation_psi      = 1,    # 1 = no truncation; 0 = every truncated w becomes w_avg.
+        truncation_cutoff   = None, # Truncate only the first this-many ws; None = all of them.
+        update_emas         = False,# Fold this batch's mean w into w_avg (training).
+    ):
+        # Normalise z and the embedded label separately, then concatenate them.
+        parts = []
         if self.z_dim > 0:
             misc.assert_shape(z, [None, self.z_dim], 'z')
-            x = normalize_2nd_moment(z.to(torch.float32))
+            parts.append(normalize_2nd_moment(z.float()))
         if self.c_dim > 0:
-            misc.assert_shape(c, [None if x is None else x.shape[0], self.c_dim], 'c')
-            y = normalize_2nd_moment(self.embed(c.to(torch.float32)))
-            x = torch.cat([x, y], dim=1) if x is not None else y
-
-        # Main layers.
+            misc.assert_shape(c, [parts[0].shape[0] if parts else None, self.c_dim], 'c')
+            parts.append(normalize_2nd_moment(self.embed(c.float())))
+        h = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
         for idx in range(self.num_layers):
-            x = getattr(self, f'fc{idx}')(x)
+            h = getattr(self, f'fc{idx}')(h)
 
-        # Update the moving average of W.
-        if update_emas and self.num_ws is not None and self.w_avg_beta is not None:
-            self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
-
-        # Broadcast.
+        if update_emas and self._tracks_w_avg():
+            self.w_avg.copy_(torch.lerp(h.detach().mean(dim=0), self.w_avg, self.w_avg_beta))
         if self.num_ws is not None:
-            x = x.unsqueeze(1).repeat([1, self.num_ws, 1]) # [NWC]
-
-        # Apply truncation.
+            h = h[:, None, :].repeat(1, self.num_ws, 1)                         # [N, num_ws, w_dim]
         if truncation_psi != 1:
-            _require(self.num_ws is not None and self.w_avg_beta is not None, 'truncation needs a mapping network that tracks w_avg')
-            if truncation_cutoff is None:
-                x = self.w_avg.lerp(x, truncation_psi)
-            else:
-                x[:, :truncation_cutoff] = self.w_avg.lerp(x[:, :truncation_cutoff], truncation_psi)
-        return x
+            _require(self._tracks_w_avg(), 'truncation needs a mapping network that tracks w_avg')
+            h = _truncate(h, self.w_avg, truncation_psi, truncation_cutoff)
+        return h
 
     def extra_repr(self):
-        return f'z_dim={self.z_dim:d}, c_dim={self.c_dim:d}, w_dim={self.w_dim:d}, num_ws={self.num_ws}'
+        return _repr_fields(self, 'z_dim', 'c_dim', 'w_dim', 'num_ws')
+
+def _truncate(ws, w_avg, psi, cutoff):
+    # Truncation trick: move the first `cutoff` ws a fraction (1 - psi) of the way towards w_avg.
+    cutoff = ws.shape[1] if cutoff is None else cutoff
+    pulled = w_avg.lerp(ws[:, :cutoff], psi)
+    return torch.cat([pulled, ws[:, cutoff:]], dim=1)
 
 #----------------------------------------------------------------------------
 
 @persistence.persistent_class
-class SynthesisLayer(torch.nn.Module):
+class SynthesisLayer(nn.Module):
+    """Modulated 3x3 convolution (optionally upsampling by 2), noise, bias and activation."""
+
     def __init__(self,
-        in_channels,                    # Number of input channels.
-        out_channels,                   # Number of output channels.
-        w_dim,                          # Intermediate latent (W) dimensionality.
-        resolution,                     # Resolution of this layer.
-        kernel_size     = 3,            # Convolution kernel size.
-        up              = 1,            # Integer upsampling factor.
-        use_noise       = True,         # Enable noise input?
-        activation      = 'lrelu',      # Activation function: 'relu', 'lrelu', etc.
-        resample_filter = (1, 3, 3, 1), # Low-pass filter to apply when resampling activations.
-        conv_clamp      = None,         # Clamp the output of convolution layers to +-X, None = disable clamping.
-        channels_last   = False,        # Use channels_last format for the weights?
+        in_channels,                    # Channels of the incoming features.
+        out_channels,                   # Channels produced.
+        w_dim,                          # Length of w.
+        resolution,                     # Side of the output feature map.
+        kernel_size     = 3,            # Side of the square kernel.
+        up              = 1,            # 2 for the first layer of a block, else 1.
+        use_noise       = True,         # Add learned-strength per-pixel noise?
+        activation      = 'lrelu',      # Any bias_act nonlinearity.
+        resample_filter = (1, 3, 3, 1), # 1-D taps of the upsampling FIR.
+        conv_clamp      = None,         # Clamp outputs to [-conv_clamp, conv_clamp]; None = never.
+        channels_last   = False,        # Store the kernel in channels-last layout (fp16 speed-up).
     ):
         super().__init__()
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.w_dim = w_dim
-        self.resolution = resolution
-        self.up = up
-        self.use_noise = use_noise
-        self.activation = activation
-        self.conv_clamp = conv_clamp
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.w_dim, self.resolution, self.up = w_dim, resolution, up
+        self.use_noise, self.activation, self.conv_clamp = use_noise, activation, conv_clamp
         self.register_buffer('resample_filter', upfirdn2d.setup_filter(list(resample_filter)))
         self.padding = kernel_size // 2
-        self.act_gain = bias_act.activation_funcs[activation].def_gain
+        self.act_gain = _default_gain(activation)
 
+        # Registration order fixes both the seeded random draws (affine, kernel, noise_const) and the
+        # state-dict order (weight, noise_strength, bias).
         self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)
-        memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.weight = torch.nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]).to(memory_format=memory_format))
+        kernel = torch.randn([out_channels, in_channels, kernel_size, kernel_size])
+        self.weight = nn.Parameter(kernel.to(memory_format=_memory_format(channels_last)))
         if use_noise:
             self.register_buffer('noise_const', torch.randn([resolution, resolution]))
-            self.noise_strength = torch.nn.Parameter(torch.zeros([]))
-        self.bias = torch.nn.Parameter(torch.zeros([out_channels]))
+            self.noise_strength = nn.Parameter(torch.zeros([]))
+        self.bias = nn.Parameter(torch.zeros([out_channels]))
 
-    def forward(self, x, w, noise_mode='random', fused_modconv=True, gain=1):
-        if noise_mode not in ('random', 'const', 'none'):
-            raise ValueError(f"noise_mode must be 'random', 'const' or 'none', got {noise_mode!r}")
-        in_resolution = self.resolution // self.up
-        misc.assert_shape(x, [None, self.in_channels, in_resolution, in_resolution], 'x')
-        styles = self.affine(w)
+    def forward(self,
+        x,                          # [N, in_channels, resolution / up, resolution / up]
+        w,                          # [N, w_dim]
+        noise_mode      = 'random', # 'random' = fresh noise, 'const' = noise_const, 'none' = no noise.
+        fused_modconv   = True,     # See modulated_conv2d.
+        gain            = 1,        # Extra output scale (also scales the clamp).
+    ):
+        _require(noise_mode in ('random', 'const', 'none'),
+                 f"noise_mode must be 'random', 'const' or 'none', got {noise_mode!r}")
+        side = self.resolution // self.up
+        misc.assert_shape(x, [None, self.in_channels, side, side], 'x')
+        styles = self.affine(w)                                                 # [N, in_channels]
+        noise = self._noise(x.shape[0], x.device, noise_mode)
+        x = modulated_conv2d(x, self.weight, styles, noise=noise, up=self.up, padding=self.padding,
+                             resample_filter=self.resample_filter, flip_weight=(self.up == 1),
+                             fused_modconv=fused_modconv)
+        return bias_act.bias_act(x, self.bias.to(x.dtype), act=self.activation, gain=self.act_gain * gain,
+                                 clamp=_scaled_clamp(self.conv_clamp, gain))
 
-        noise = None
-        if self.use_noise and noise_mode == 'random':
-            noise = torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device) * self.noise_strength
-        if self.use_noise and noise_mode == 'const':
-            noise = self.noise_const * self.noise_strength
-
-        flip_weight = (self.up == 1) # Slightly faster.
-        x = modulated_conv2d(x=x, weight=self.weight, styles=styles, noise=noise, up=self.up, padding=self.padding,
-                             resample_filter=self.resample_filter, flip_weight=flip_weight, fused_modconv=fused_modconv)
-
-        act_gain = self.act_gain * gain
-        act_clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
-        x = bias_act.bias_act(x, self.bias.to(x.dtype), act=self.activation, gain=act_gain, clamp=act_clamp)
-        return x
+    def _noise(self, batch_size, device, noise_mode):
+        # Scaled per-pixel noise shared by all channels, or None.
+        if not self.use_noise or noise_mode == 'none':
+            return None
+        if noise_mode == 'const':
+            return self.noise_const * self.noise_strength
+        shape = [batch_size, 1, self.resolution, self.resolution]
+        return torch.randn(shape, device=device) * self.noise_strength
 
     def extra_repr(self):
-        return (f'in_channels={self.in_channels:d}, out_channels={self.out_channels:d}, w_dim={self.w_dim:d}, '
-                f'resolution={self.resolution:d}, up={self.up}, activation={self.activation:s}')
+        return _repr_fields(self, 'in_channels', 'out_channels', 'w_dim', 'resolution', 'up', 'activation')
 
 #----------------------------------------------------------------------------
 
 @persistence.persistent_class
-class ToRGBLayer(torch.nn.Module):
+class ToRGBLayer(nn.Module):
+    """Modulated 1x1 convolution to image channels, without demodulation."""
+
     def __init__(self,
-        in_channels,            # Number of input channels.
-        out_channels,           # Number of output (color) channels.
-        w_dim,                  # Intermediate latent (W) dimensionality.
-        kernel_size     = 1,    # Convolution kernel size.
-        conv_clamp      = None, # Clamp the output to +-X, None = disable clamping.
-        channels_last   = False,# Use channels_last format for the weights?
+        in_channels,            # Channels of the incoming features.
+        out_channels,           # Image channels produced.
+        w_dim,                  # Length of w.
+        kernel_size     = 1,    # Side of the square kernel.
+        conv_clamp      = None, # Clamp outputs to [-conv_clamp, conv_clamp]; None = never.
+        channels_last   = False,# Store the kernel in channels-last layout (fp16 speed-up).
     ):
         super().__init__()
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.w_dim = w_dim
-        self.conv_clamp = conv_clamp
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.w_dim, self.conv_clamp = w_dim, conv_clamp
         self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)
-        memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.weight = torch.nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]).to(memory_format=memory_format))
-        self.bias = torch.nn.Parameter(torch.zeros([out_channels]))
-        self.weight_gain = 1 / np.sqrt(in_channels * (kernel_size ** 2))
+        kernel = torch.randn([out_channels, in_channels, kernel_size, kernel_size])
+        self.weight = nn.Parameter(kernel.to(memory_format=_memory_format(channels_last)))
+        self.bias = nn.Parameter(torch.zeros([out_channels]))
+        # Without demodulation the fan-in scale has to be applied explicitly; it goes into the styles.
+        self.weight_gain = _inv_sqrt(in_channels * kernel_size ** 2)
 
-    def forward(self, x, w, fused_modconv=True):
-        styles = self.affine(w) * self.weight_gain
-        x = modulated_conv2d(x=x, weight=self.weight, styles=styles, demodulate=False, fused_modconv=fused_modconv)
-        x = bias_act.bias_act(x, self.bias.to(x.dtype), clamp=self.conv_clamp)
-        return x
+    def forward(self, x, w, fused_modconv=True): # x: [N, in_channels, H, W], w: [N, w_dim]
+        styles = self.weight_gain * self.affine(w)                              # [N, in_channels]
+        y = modulated_conv2d(x, self.weight, styles, demodulate=False, fused_modconv=fused_modconv)
+        return bias_act.bias_act(y, self.bias.to(y.dtype), clamp=self.conv_clamp)
 
     def extra_repr(self):
-        return f'in_channels={self.in_channels:d}, out_channels={self.out_channels:d}, w_dim={self.w_dim:d}'
+        return _repr_fields(self, 'in_channels', 'out_channels', 'w_dim')
 
 #----------------------------------------------------------------------------
 
 @persistence.persistent_class
-class SynthesisBlock(torch.nn.Module):
+class SynthesisBlock(nn.Module):
+    """One resolution of the generator: (const | upsampling conv0) -> conv1 -> ToRGB."""
+
     def __init__(self,
-        in_channels,                            # Number of input channels, 0 = first block.
-        out_channels,                           # Number of output channels.
-        w_dim,                                  # Intermediate latent (W) dimensionality.
-        resolution,                             # Resolution of this block.
-        img_channels,                           # Number of output color channels.
-        is_last,                                # Is this the last block?
-        architecture            = 'skip',       # Architecture: 'orig', 'skip', 'resnet'.
-        resample_filter         = (1, 3, 3, 1), # Low-pass filter to apply when resampling activations.
-        conv_clamp              = 256,          # Clamp the output of convolution layers to +-X, None = disable clamping.
-        use_fp16                = False,        # Use FP16 for this block (CUDA only)?
-        fp16_channels_last      = False,        # Use channels-last memory format with FP16?
-        fused_modconv_default   = True,         # Default fused_modconv: True, False or 'inference_only'.
-        **layer_kwargs,                         # Arguments for SynthesisLayer.
+        in_channels,                            # Channels from the previous block; 0 = first block (4x4).
+        out_channels,                           # Channels this block produces.
+        w_dim,                                  # Length of w.
+        resolution,                             # Side of this block's feature maps.
+        img_channels,                           # Channels of the output image.
+        is_last,                                # Highest resolution (always has ToRGB).
+        architecture            = 'skip',       # 'orig', 'skip' (sum of ToRGBs) or 'resnet'.
+        resample_filter         = (1, 3, 3, 1), # 1-D taps of the upsampling FIR.
+        conv_clamp              = 256,          # Clamp conv outputs to [-conv_clamp, conv_clamp]; None = never.
+        use_fp16                = False,        # Run in half precision (honoured on CUDA only).
+        fp16_channels_last      = False,        # With fp16, also use channels-last layout.
+        fused_modconv_default   = True,         # fused_modconv when forward() gets None: True, False
+                                                # or 'inference_only' (fused only in eval mode).
+        **layer_kwargs,                         # Options for both SynthesisLayers.
     ):
-        _require(architecture in ('orig', 'skip', 'resnet'), f"SynthesisBlock: architecture must be 'orig', 'skip' or 'resnet', got {architecture!r}")
+        _check_architecture(architecture, 'SynthesisBlock')
         super().__init__()
-        self.in_channels = in_channels
-        self.w_dim = w_dim
-        self.resolution = resolution
-        self.img_channels = img_channels
-        self.is_last = is_last
-        self.architecture = architecture
-        self.use_fp16 = use_fp16
-        self.channels_last = (use_fp16 and fp16_channels_last)
-        self.fused_modconv_default = fused_modconv_default
+        self.in_channels, self.w_dim, self.resolution = in_channels, w_dim, resolution
+        self.img_channels, self.is_last, self.architecture = img_channels, is_last, architecture
+        self.use_fp16, self.fused_modconv_default = use_fp16, fused_modconv_default
+        self.channels_last = use_fp16 and fp16_channels_last
         self.register_buffer('resample_filter', upfirdn2d.setup_filter(list(resample_filter)))
-        self.num_conv = 0
-        self.num_torgb = 0
 
-        if in_channels == 0:
-            self.const = torch.nn.Parameter(torch.randn([out_channels, resolution, resolution]))
-
-        if in_channels != 0:
-            self.conv0 = SynthesisLayer(in_channels, out_channels, w_dim=w_dim, resolution=resolution, up=2,
-                resample_filter=resample_filter, conv_clamp=conv_clamp, channels_last=self.channels_last, **layer_kwargs)
-            self.num_conv += 1
-
-        self.conv1 = SynthesisLayer(out_channels, out_channels, w_dim=w_dim, resolution=resolution,
-            conv_clamp=conv_clamp, channels_last=self.channels_last, **layer_kwargs)
-        self.num_conv += 1
-
-        if is_last or architecture == 'skip':
-            self.torgb = ToRGBLayer(out_channels, img_channels, w_dim=w_dim, conv_clamp=conv_clamp, channels_last=self.channels_last)
-            self.num_torgb += 1
-
-        if in_channels != 0 and architecture == 'resnet':
+        # Build in seeded-initialisation order: const, conv0, conv1, torgb, skip.
+        first = (in_channels == 0)
+        has_torgb = is_last or architecture == 'skip'
+        layout = dict(conv_clamp=conv_clamp, channels_last=self.channels_last)
+        layer = functools.partial(SynthesisLayer, w_dim=w_dim, resolution=resolution, **layout, **layer_kwargs)
+        if first:
+            self.const = nn.Parameter(torch.randn([out_channels, resolution, resolution]))
+        else:
+            self.conv0 = layer(in_channels, out_channels, up=2, resample_filter=resample_filter)
+        self.conv1 = layer(out_channels, out_channels)
+        if has_torgb:
+            self.torgb = ToRGBLayer(out_channels, img_channels, w_dim=w_dim, **layout)
+        if not first and architecture == 'resnet':
             self.skip = Conv2dLayer(in_channels, out_channels, kernel_size=1, bias=False, up=2,
-                resample_filter=resample_filter, channels_last=self.channels_last)
+                                    channels_last=self.channels_last, resample_filter=resample_filter)
+        self.num_conv = 1 if first else 2   # ws consumed by convolutions...
+        self.num_torgb = int(has_torgb)     # ...and by ToRGB (shared with the next block's conv0).
 
-    def forward(self, x, img, ws, force_fp32=False, fused_modconv=None, update_emas=False, **layer_kwargs):
-        _ = update_emas # StyleGAN2 synthesis keeps no running statistics.
+    def forward(self,
+        x,                          # [N, in_channels, resolution / 2, resolution / 2]; None for the first block.
+        img,                        # [N, img_channels, resolution / 2, resolution / 2] or None.
+        ws,                         # [N, num_conv + num_torgb, w_dim]
+        force_fp32      = False,    # Stay in fp32 even where use_fp16 is set.
+        fused_modconv   = None,     # None = fused_modconv_default.
+        update_emas     = False,    # Accepted for a uniform call signature; nothing to update.
+        **layer_kwargs,             # noise_mode for the SynthesisLayers.
+    ):
+        _ = update_emas # StyleGAN2 synthesis has no running statistics.
         misc.assert_shape(ws, [None, self.num_conv + self.num_torgb, self.w_dim], 'block ws')
-        w_iter = iter(ws.unbind(dim=1))
-        if ws.device.type != 'cuda':
-            force_fp32 = True
-        dtype = torch.float16 if self.use_fp16 and not force_fp32 else torch.float32
-        memory_format = torch.channels_last if self.channels_last and not force_fp32 else torch.contiguous_format
-        if fused_modconv is None:
-            fused_modconv = self.fused_modconv_default
-        if fused_modconv == 'inference_only':
-            fused_modconv = (not self.training)
+        remaining_ws = iter(ws.unbind(dim=1))
+        dtype, memory_format = _block_precision(self.use_fp16, self.channels_last, force_fp32, ws.device)
+        fused_modconv = self._resolve_fused(fused_modconv)
+        conv_kwargs = dict(fused_modconv=fused_modconv, **layer_kwargs)
 
-        # Input: the learned constant or the previous block's features.
+        # Features: the learned constant, or the previous block's output.
         if self.in_channels == 0:
-            x = self.const.to(dtype=dtype, memory_format=memory_format)
-            x = x.unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
+            x = self.const[None].repeat(ws.shape[0], 1, 1, 1)
         else:
-            misc.assert_shape(x, [None, self.in_channels, self.resolution // 2, self.resolution // 2], 'block input')
-            x = x.to(dtype=dtype, memory_format=memory_format)
+            side = self.resolution // 2
+            misc.assert_shape(x, [None, self.in_channels, side, side], 'block input')
+        x = x.to(dtype, memory_format=memory_format)
 
-        # Main layers.
-        if self.in_channels == 0:
-            x = self.conv1(x, next(w_iter), fused_modconv=fused_modconv, **layer_kwargs)
-        elif self.architecture == 'resnet':
-            y = self.skip(x, gain=np.sqrt(0.5))
-            x = self.conv0(x, next(w_iter), fused_modconv=fused_modconv, **layer_kwargs)
-            x = self.conv1(x, next(w_iter), fused_modconv=fused_modconv, gain=np.sqrt(0.5), **layer_kwargs)
-            x = y.add_(x)
-        else:
-            x = self.conv0(x, next(w_iter), fused_modconv=fused_modconv, **layer_kwargs)
-            x = self.conv1(x, next(w_iter), fused_modconv=fused_modconv, **layer_kwargs)
+        # Residual blocks scale both branches by sqrt(1/2) so the sum keeps unit variance.
+        residual = self.in_channels != 0 and self.architecture == 'resnet'
+        branch_gain = np.sqrt(0.5) if residual else 1
+        shortcut = self.skip(x, gain=branch_gain) if residual else None
+        if self.in_channels != 0:
+            x = self.conv0(x, next(remaining_ws), **conv_kwargs)
+        x = self.conv1(x, next(remaining_ws), gain=branch_gain, **conv_kwargs)
+        if residual:
+            x = shortcut.add_(x)
 
-        # ToRGB, accumulated over the upsampled image of the previous block.
+        # Image: upsample what the coarser blocks produced and add this block's ToRGB (always fp32).
         if img is not None:
-            misc.assert_shape(img, [None, self.img_channels, self.resolution // 2, self.resolution // 2], 'block image')
+            side = self.resolution // 2
+            misc.assert_shape(img, [None, self.img_channels, side, side], 'block image')
             img = upfirdn2d.upsample2d(img, self.resample_filter)
-        if self.is_last or self.architecture == 'skip':
-            y = self.torgb(x, next(w_iter), fused_modconv=fused_modconv)
-            y = y.to(dtype=torch.float32, memory_format=torch.contiguous_format)
-            img = img.add_(y) if img is not None else y
+        if self.num_torgb:
+            rgb = self.torgb(x, next(remaining_ws), fused_modconv=fused_modconv)
+            rgb = rgb.to(dtype=torch.float32, memory_format=torch.contiguous_format)
+            img = rgb if img is None else img.add_(rgb)
 
         assert x.dtype == dtype
-        assert img is None or img.dtype == torch.float32
         return x, img
 
+    def _resolve_fused(self, fused_modconv):
+        # None falls back to the block default; 'inference_only' fuses in eval mode only.
+        mode = self.fused_modconv_default if fused_modconv is None else fused_modconv
+        return (not self.training) if mode == 'inference_only' else mode
+
     def extra_repr(self):
-        return f'resolution={self.resolution:d}, architecture={self.architecture:s}'
+        return _repr_fields(self, 'resolution', 'architecture')
 
 #----------------------------------------------------------------------------
 
 @persistence.persistent_class
-class SynthesisNetwork(torch.nn.Module):
+class SynthesisNetwork(nn.Module):
+    """Blocks b4, b8, ..., b{img_resolution}; consecutive blocks share one w (ToRGB and next conv0)."""
+
     def __init__(self,
-        w_dim,                  # Intermediate latent (W) dimensionality.
-        img_resolution,         # Output image resolution.
-        img_channels,           # Number of color channels.
-        channel_base    = 32768,# Overall multiplier for the number of channels.
-        channel_max     = 512,  # Maximum number of channels in any layer.
-        num_fp16_res    = 4,    # Use FP16 for the N highest resolutions (CUDA only).
-        **block_kwargs,         # Arguments for SynthesisBlock.
+        w_dim,                  # Length of w.
+        img_resolution,         # Side of the square output image (a power of two).
+        img_channels,           # Channels of the output image.
+        channel_base    = 32768,# Channels at resolution r = channel_base / r ...
+        channel_max     = 512,  # ... capped at this.
+        num_fp16_res    = 4,    # Run the highest this-many resolutions in fp16 (CUDA only).
+        **block_kwargs,         # Options for every SynthesisBlock.
     ):
         _check_resolution(img_resolution, 4, 'StyleGAN2 generator')
         _check_common('StyleGAN2 generator', img_channels, channel_base, channel_max, num_fp16_res)
         _require(w_dim >= 1, f'StyleGAN2 generator: w_dim must be >= 1, got {w_dim}')
         super().__init__()
-        self.w_dim = w_dim
-        self.img_resolution = img_resolution
-        self.img_resolution_log2 = int(np.log2(img_resolution))
-        self.img_channels = img_channels
-        self.num_fp16_res = num_fp16_res
-        self.block_resolutions = [2 ** i for i in range(2, self.img_resolution_log2 + 1)]
-        channels_dict = _channels(channel_base, channel_max, self.block_resolutions, 'StyleGAN2 generator')
-        fp16_resolution = max(2 ** (self.img_resolution_log2 + 1 - num_fp16_res), 8)
+        self.w_dim, self.img_resolution, self.img_channels = w_dim, img_resolution, img_channels
+        self.img_resolution_log2, self.num_fp16_res = int(img_resolution).bit_length() - 1, num_fp16_res
+        resolutions = [4 * 2 ** i for i in range(self.img_resolution_log2 - 1)]   # 4, 8, ..., img_resolution
+        self.block_resolutions = resolutions
+        channels = _channels(channel_base, channel_max, resolutions, 'StyleGAN2 generator')
+        fp16_from = _fp16_threshold(img_resolution, num_fp16_res)
 
         self.num_ws = 0
-        for res in self.block_resolutions:
-            in_channels = channels_dict[res // 2] if res > 4 else 0
-            out_channels = channels_dict[res]
-            use_fp16 = (res >= fp16_resolution)
-            is_last = (res == self.img_resolution)
-            block = SynthesisBlock(in_channels, out_channels, w_dim=w_dim, resolution=res,
-                img_channels=img_channels, is_last=is_last, use_fp16=use_fp16, **block_kwargs)
-            self.num_ws += block.num_conv
-            if is_last:
-                self.num_ws += block.num_torgb
-            setattr(self, f'b{res}', block)
+        for res in resolutions:
+            block = SynthesisBlock(channels[res // 2] if res > 4 else 0, channels[res], w_dim=w_dim,
+                                   resolution=res, img_channels=img_channels, is_last=(res == img_resolution),
+                                   use_fp16=(res >= fp16_from), **block_kwargs)
+            self.add_module(f'b{res}', block)
+            self.num_ws += block.num_conv + (block.num_torgb if block.is_last else 0)
 
-    def forward(self, ws, **block_kwargs):
+    def forward(self, ws, **block_kwargs): # ws: [N, num_ws, w_dim]
         misc.assert_shape(ws, [None, self.num_ws, self.w_dim], 'ws')
-        ws = ws.to(torch.float32)
-
-        # Split ws between blocks; consecutive blocks share the ToRGB / next-conv latent.
-        block_ws = []
-        w_idx = 0
-        for res in self.block_resolutions:
-            block = getattr(self, f'b{res}')
-            block_ws.append(ws.narrow(1, w_idx, block.num_conv + block.num_torgb))
-            w_idx += block.num_conv
-
+        ws = ws.float()
         x = img = None
-        for res, cur_ws in zip(self.block_resolutions, block_ws):
-            block = getattr(self, f'b{res}')
-            x, img = block(x, img, cur_ws, **block_kwargs)
+        start = 0
+        for block in self._blocks():
+            count = block.num_conv + block.num_torgb
+            x, img = block(x, img, ws[:, start:start + count], **block_kwargs)
+            start += block.num_conv     # The ToRGB w is also the next block's first conv w.
         misc.assert_shape(img, [None, self.img_channels, self.img_resolution, self.img_resolution], 'image')
         return img
 
+    def _blocks(self):
+        return [getattr(self, f'b{res}') for res in self.block_resolutions]
+
     def extra_repr(self):
-        return (f'w_dim={self.w_dim:d}, num_ws={self.num_ws:d}, img_resolution={self.img_resolution:d}, '
-                f'img_channels={self.img_channels:d}, num_fp16_res={self.num_fp16_res:d}')
+        return _repr_fields(self, 'w_dim', 'num_ws', 'img_resolution', 'img_channels', 'num_fp16_res')
 
 #----------------------------------------------------------------------------
 
 @persistence.persistent_class
-class Generator(torch.nn.Module):
+class Generator(nn.Module):
+    """The full StyleGAN2 generator: z (and c) -> mapping -> ws -> synthesis -> image."""
+
     def __init__(self,
-        z_dim,                      # Input latent (Z) dimensionality.
-        c_dim,                      # Conditioning label (C) dimensionality.
-        w_dim,                      # Intermediate latent (W) dimensionality.
-        img_resolution,             # Output resolution.
-        img_channels,               # Number of output color channels.
-        mapping_kwargs      = None, # Arguments for MappingNetwork (None = defaults).
-        **synthesis_kwargs,         # Arguments for SynthesisNetwork.
+        z_dim,                      # Length of the latent z.
+        c_dim,                      # Length of the label c; 0 = unconditional.
+        w_dim,                      # Length of the intermediate latent w.
+        img_resolution,             # Side of the square output image.
+        img_channels,               # Channels of the output image.
+        mapping_kwargs      = None, # Options for MappingNetwork; None = its defaults.
+        **synthesis_kwargs,         # Options for SynthesisNetwork and its blocks.
     ):
         super().__init__()
         _require(z_dim >= 1, f'StyleGAN2 generator: z_dim must be >= 1, got {z_dim}')
-        self.z_dim = z_dim
-        self.c_dim = c_dim
-        self.w_dim = w_dim
-        self.img_resolution = img_resolution
-        self.img_channels = img_channels
-        self.synthesis = SynthesisNetwork(w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels, **synthesis_kwargs)
+        self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
+        self.img_resolution, self.img_channels = img_resolution, img_channels
+        # Synthesis is built (and randomly initialised) before mapping; seeded goldens depend on it.
+        self.synthesis = SynthesisNetwork(
+            w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels, **synthesis_kwargs)
         self.num_ws = self.synthesis.num_ws
-        self.mapping = MappingNetwork(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws, **dict(mapping_kwargs or {}))
+        self.mapping = MappingNetwork(
+            z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws, **(mapping_kwargs or {}))
 
-    def forward(self, z, c, truncation_psi=1, truncation_cutoff=None, update_emas=False, **synthesis_kwargs):
-        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff, update_emas=update_emas)
-        img = self.synthesis(ws, update_emas=update_emas, **synthesis_kwargs)
-        return img
+    def forward(self,
+        z,                          # [N, z_dim]
+        c,                          # [N, c_dim]; ignored when c_dim == 0.
+        truncation_psi      = 1,    # See MappingNetwork.forward.
+        truncation_cutoff   = None, # See MappingNetwork.forward.
+        update_emas         = False,# Update w_avg (training).
+        **synthesis_kwargs,         # noise_mode, force_fp32, fused_modconv for the blocks.
+    ):
+        """Generate images [N, img_channels, img_resolution, img_resolution], nominally in [-1, 1]."""
+        ws = self.mapping(z, c, truncation_psi, truncation_cutoff, update_emas=update_emas)
+        return self.synthesis(ws, update_emas=update_emas, **synthesis_kwargs)
 
 #----------------------------------------------------------------------------
 
 @persistence.persistent_class
-class DiscriminatorBlock(torch.nn.Module):
+class DiscriminatorBlock(nn.Module):
+    """One resolution of the discriminator: (fromrgb) -> conv0 -> downsampling conv1, plus a shortcut."""
+
     def __init__(self,
-        in_channels,                        # Number of input channels, 0 = first block.
-        tmp_channels,                       # Number of intermediate channels.
-        out_channels,                       # Number of output channels.
-        resolution,                         # Resolution of this block.
-        img_channels,                       # Number of input color channels.
-        first_layer_idx,                    # Index of the first layer (for Freeze-D).
-        architecture        = 'resnet',     # Architecture: 'orig', 'skip', 'resnet'.
-        activation          = 'lrelu',      # Activation function: 'relu', 'lrelu', etc.
-        resample_filter     = (1, 3, 3, 1), # Low-pass filter to apply when resampling activations.
-        conv_clamp          = None,         # Clamp the output of convolution layers to +-X, None = disable clamping.
-        use_fp16            = False,        # Use FP16 for this block (CUDA only)?
-        fp16_channels_last  = False,        # Use channels-last memory format with FP16?
-        freeze_layers       = 0,            # Freeze-D: number of layers to freeze.
+        in_channels,                        # Channels from the previous block; 0 = first block.
+        tmp_channels,                       # Channels inside the block.
+        out_channels,                       # Channels passed to the next (half-size) block.
+        resolution,                         # Side of this block's input.
+        img_channels,                       # Channels of the input image.
+        first_layer_idx,                    # Global index of this block's first layer (for Freeze-D).
+        architecture        = 'resnet',     # 'orig', 'skip' (image fed to every block) or 'resnet'.
+        activation          = 'lrelu',      # Any bias_act nonlinearity.
+        resample_filter     = (1, 3, 3, 1), # 1-D taps of the downsampling FIR.
+        conv_clamp          = None,         # Clamp conv outputs to [-conv_clamp, conv_clamp]; None = never.
+        use_fp16            = False,        # Run in half precision (honoured on CUDA only).
+        fp16_channels_last  = False,        # With fp16, also use channels-last layout.
+        freeze_layers       = 0,            # Freeze-D (Mo et al. 2020): layers with a global index below
+                                            # this keep their initial (or loaded) weights.
     ):
-        _require(architecture in ('orig', 'skip', 'resnet'), f"DiscriminatorBlock: architecture must be 'orig', 'skip' or 'resnet', got {architecture!r}")
-        _require(in_channels in [0, tmp_channels], f'DiscriminatorBlock: in_channels ({in_channels}) must be 0 or tmp_channels ({tmp_channels})')
+        _check_architecture(architecture, 'DiscriminatorBlock')
+        _require(in_channels in (0, tmp_channels),
+                 f'DiscriminatorBlock: in_channels ({in_channels}) must be 0 or tmp_channels ({tmp_channels})')
         super().__init__()
-        self.in_channels = in_channels
-        self.resolution = resolution
-        self.img_channels = img_channels
-        self.first_layer_idx = first_layer_idx
-        self.architecture = architecture
+        self.in_channels, self.resolution, self.img_channels = in_channels, resolution, img_channels
+        self.first_layer_idx, self.architecture = first_layer_idx, architecture
         self.use_fp16 = use_fp16
-        self.channels_last = (use_fp16 and fp16_channels_last)
+        self.channels_last = use_fp16 and fp16_channels_last
         self.register_buffer('resample_filter', upfirdn2d.setup_filter(list(resample_filter)))
 
-        # Layers are numbered in creation order across blocks; those below freeze_layers are not trainable.
+        # Layers are numbered across blocks in creation order; num_layers counts this block's.
         self.num_layers = 0
-        def next_trainable():
-            trainable = (self.first_layer_idx + self.num_layers >= freeze_layers)
+        def conv(*args, **kwargs):
+            trainable = self.first_layer_idx + self.num_layers >= freeze_layers
             self.num_layers += 1
-            return trainable
+            return Conv2dLayer(*args, trainable=trainable, channels_last=self.channels_last, **kwargs)
 
-        if in_channels == 0 or architecture == 'skip':
-            self.fromrgb = Conv2dLayer(img_channels, tmp_channels, kernel_size=1, activation=activation,
-                trainable=next_trainable(), conv_clamp=conv_clamp, channels_last=self.channels_last)
-
-        self.conv0 = Conv2dLayer(tmp_channels, tmp_channels, kernel_size=3, activation=activation,
-            trainable=next_trainable(), conv_clamp=conv_clamp, channels_last=self.channels_last)
-
-        self.conv1 = Conv2dLayer(tmp_channels, out_channels, kernel_size=3, activation=activation, down=2,
-            trainable=next_trainable(), resample_filter=resample_filter, conv_clamp=conv_clamp, channels_last=self.channels_last)
-
+        reads_image = in_channels == 0 or architecture == 'skip'
+        if reads_image:
+            self.fromrgb = conv(img_channels, tmp_channels, kernel_size=1, activation=activation,
+                                conv_clamp=conv_clamp)
+        self.conv0 = conv(tmp_channels, tmp_channels, kernel_size=3, activation=activation, conv_clamp=conv_clamp)
+        self.conv1 = conv(tmp_channels, out_channels, kernel_size=3, activation=activation, down=2,
+                          resample_filter=resample_filter, conv_clamp=conv_clamp)
         if architecture == 'resnet':
-            self.skip = Conv2dLayer(tmp_channels, out_channels, kernel_size=1, bias=False, down=2,
-                trainable=next_trainable(), resample_filter=resample_filter, channels_last=self.channels_last)
+            self.skip = conv(tmp_channels, out_channels, kernel_size=1, bias=False, down=2,
+                             resample_filter=resample_filter)
 
-    def forward(self, x, img, force_fp32=False):
-        if (x if x is not None else img).device.type != 'cuda':
-            force_fp32 = True
-        dtype = torch.float16 if self.use_fp16 and not force_fp32 else torch.float32
-        memory_format = torch.channels_last if self.channels_last and not force_fp32 else torch.contiguous_format
-
-        # Input.
+    def forward(self, x, img, force_fp32=False): # x: [N, in_channels, r, r] or None; img: [N, img_channels, r, r]
+        device = (img if x is None else x).device
+        dtype, memory_format = _block_precision(self.use_fp16, self.channels_last, force_fp32, device)
+        side = self.resolution
         if x is not None:
-            misc.assert_shape(x, [None, self.in_channels, self.resolution, self.resolution], 'block input')
-            x = x.to(dtype=dtype, memory_format=memory_format)
+            misc.assert_shape(x, [None, self.in_channels, side, side], 'block input')
+            x = x.to(dtype, memory_format=memory_format)
 
-        # FromRGB.
-        if self.in_channels == 0 or self.architecture == 'skip':
-            misc.assert_shape(img, [None, self.img_channels, self.resolution, self.resolution], 'img')
-            img = img.to(dtype=dtype, memory_format=memory_format)
-            y = self.fromrgb(img)
-            x = x + y if x is not None else y
-            img = upfirdn2d.downsample2d(img, self.resample_filter) if self.architecture == 'skip' else None
+        # The first block (and every 'skip' block) reads the image through fromrgb.
+        if hasattr(self, 'fromrgb'):
+            misc.assert_shape(img, [None, self.img_channels, side, side], 'img')
+            img = img.to(dtype, memory_format=memory_format)
+            features = self.fromrgb(img)
+            x = features if x is None else x + features
+            # Only 'skip' passes the (downsampled) image on to the next block.
+            if self.architecture == 'skip':
+                img = upfirdn2d.downsample2d(img, self.resample_filter)
+            else:
+                img = None
 
-        # Main layers.
-        if self.architecture == 'resnet':
-            y = self.skip(x, gain=np.sqrt(0.5))
-            x = self.conv0(x)
-            x = self.conv1(x, gain=np.sqrt(0.5))
-            x = y.add_(x)
-        else:
-            x = self.conv0(x)
-            x = self.conv1(x)
+        # Residual blocks scale both branches by sqrt(1/2) so the sum keeps unit variance.
+        residual = self.architecture == 'resnet'
+        branch_gain = np.sqrt(0.5) if residual else 1
+        shortcut = self.skip(x, gain=branch_gain) if residual else None
+        x = self.conv1(self.conv0(x), gain=branch_gain)
+        if residual:
+            x = shortcut.add_(x)
 
         assert x.dtype == dtype
         return x, img
 
     def extra_repr(self):
-        return f'resolution={self.resolution:d}, architecture={self.architecture:s}'
+        return _repr_fields(self, 'resolution', 'architecture')
 
 #----------------------------------------------------------------------------
 
 @persistence.persistent_class
-class MinibatchStdLayer(torch.nn.Module):
-    def __init__(self, group_size, num_channels=1):
+class MinibatchStdLayer(nn.Module):
+    """Appends the average standard deviation across small groups of samples as extra feature maps
+    (ProGAN Sec. 3), letting the discriminator notice a lack of variety in a batch."""
+
+    def __init__(self, group_size, num_channels=1): # group_size None = the whole batch is one group.
         super().__init__()
-        self.group_size = group_size
-        self.num_channels = num_channels
+        self.group_size, self.num_channels = group_size, num_channels
 
     def forward(self, x):
         N, C, H, W = x.shape
-        with misc.suppress_tracer_warnings(): # As a Python int, G is a constant when tracing.
-            G = min(self.group_size, N) if self.group_size is not None else N
+        G = N if self.group_size is None else min(self.group_size, N)
         F = self.num_channels
-        c = C // F
         if N % G != 0:
-            raise ValueError(f'minibatch-stddev: batch size {N} is not divisible by the group size {G} (mbstd_group_size)')
+            raise ValueError(f'minibatch-stddev: batch size {N} is not divisible by the group size {G} '
+                             f'(mbstd_group_size)')
 
-        y = x.reshape(G, -1, F, c, H, W)   # [GnFcHW] Split minibatch N into n groups of size G, channels C into F groups of size c.
-        y = y - y.mean(dim=0)               # [GnFcHW] Subtract the group mean.
-        y = y.square().mean(dim=0)          # [nFcHW]  Variance over the group.
-        y = (y + 1e-8).sqrt()               # [nFcHW]  Standard deviation.
-        y = y.mean(dim=[2, 3, 4])           # [nF]     Average over channels and pixels.
-        y = y.reshape(-1, F, 1, 1)          # [nF11]
-        y = y.repeat(G, 1, H, W)            # [NFHW]   Replicate over the group and pixels.
-        x = torch.cat([x, y], dim=1)        # [N(C+F)HW]
-        return x
+        # Sample i lands in group slot i // (N / G): groups are strided across the batch.
+        groups = x.reshape(G, -1, F, C // F, H, W)                             # [G, n, F, c, H, W]
+        deviations = groups - groups.mean(dim=0)
+        std = (deviations.square().mean(dim=0) + 1e-8).sqrt()                   # [n, F, c, H, W]
+        stat = std.mean(dim=[2, 3, 4])[:, :, None, None]                        # [n, F, 1, 1]
+        stat = stat.repeat(G, 1, H, W)                                          # [N, F, H, W]
+        return torch.cat([x, stat], dim=1)                                      # [N, C + F, H, W]
 
     def extra_repr(self):
-        return f'group_size={self.group_size}, num_channels={self.num_channels:d}'
+        return _repr_fields(self, 'group_size', 'num_channels')
 
 #----------------------------------------------------------------------------
 
 @persistence.persistent_class
-class DiscriminatorEpilogue(torch.nn.Module):
+class DiscriminatorEpilogue(nn.Module):
+    """The 4x4 head: minibatch stddev, conv, two dense layers and the (projected) logit."""
+
     def __init__(self,
-        in_channels,                    # Number of input channels.
-        cmap_dim,                       # Dimensionality of the mapped conditioning label, 0 = no label.
-        resolution,                     # Resolution of this block.
-        img_channels,                   # Number of input color channels.
-        architecture        = 'resnet', # Architecture: 'orig', 'skip', 'resnet'.
-        mbstd_group_size    = 4,        # Group size for the minibatch standard deviation layer, None = entire minibatch.
-        mbstd_num_channels  = 1,        # Number of features for the minibatch standard deviation layer, 0 = disable.
-        activation          = 'lrelu',  # Activation function: 'relu', 'lrelu', etc.
-        conv_clamp          = None,     # Clamp the output of convolution layers to +-X, None = disable clamping.
+        in_channels,                    # Channels of the 4x4 features.
+        cmap_dim,                       # Length of the embedded label; 0 = unconditional.
+        resolution,                     # Side of the input features (4).
+        img_channels,                   # Channels of the image (used by 'skip' only).
+        architecture        = 'resnet', # 'orig', 'skip' or 'resnet'.
+        mbstd_group_size    = 4,        # Samples per minibatch-stddev group; None = the whole batch.
+        mbstd_num_channels  = 1,        # Stddev feature maps appended; 0 = no minibatch stddev.
+        activation          = 'lrelu',  # Any bias_act nonlinearity.
+        conv_clamp          = None,     # Clamp conv outputs to [-conv_clamp, conv_clamp]; None = never.
     ):
-        _require(architecture in ('orig', 'skip', 'resnet'), f"DiscriminatorEpilogue: architecture must be 'orig', 'skip' or 'resnet', got {architecture!r}")
-        _require(mbstd_group_size is None or mbstd_group_size >= 1, f'mbstd_group_size must be >= 1 or None, got {mbstd_group_size}')
+        _check_architecture(architecture, 'DiscriminatorEpilogue')
+        _require(mbstd_group_size is None or mbstd_group_size >= 1,
+                 f'mbstd_group_size must be >= 1 or None, got {mbstd_group_size}')
         super().__init__()
-        self.in_channels = in_channels
-        self.cmap_dim = cmap_dim
-        self.resolution = resolution
-        self.img_channels = img_channels
-        self.architecture = architecture
+        self.in_channels, self.cmap_dim, self.resolution = in_channels, cmap_dim, resolution
+        self.img_channels, self.architecture = img_channels, architecture
 
         if architecture == 'skip':
-            self.fromrgb = Conv2dLayer(img_channels, in_channels, kernel_size=1, activation=activation)
-        self.mbstd = MinibatchStdLayer(group_size=mbstd_group_size, num_channels=mbstd_num_channels) if mbstd_num_channels > 0 else None
-        self.conv = Conv2dLayer(in_channels + mbstd_num_channels, in_channels, kernel_size=3, activation=activation, conv_clamp=conv_clamp)
-        self.fc = FullyConnectedLayer(in_channels * (resolution ** 2), in_channels, activation=activation)
-        self.out = FullyConnectedLayer(in_channels, 1 if cmap_dim == 0 else cmap_dim)
+            self.fromrgb = Conv2dLayer(img_channels, in_channels, 1, activation=activation)
+        self.mbstd = None
+        if mbstd_num_channels > 0:
+            self.mbstd = MinibatchStdLayer(group_size=mbstd_group_size, num_channels=mbstd_num_channels)
+        self.conv = Conv2dLayer(in_channels + mbstd_num_channels, in_channels, kernel_size=3,
+                                activation=activation, conv_clamp=conv_clamp)
+        self.fc = FullyConnectedLayer(in_channels * resolution ** 2, in_channels, activation=activation)
+        self.out = FullyConnectedLayer(in_channels, cmap_dim if cmap_dim > 0 else 1)
 
-    def forward(self, x, img, cmap, force_fp32=False):
-        misc.assert_shape(x, [None, self.in_channels, self.resolution, self.resolution], 'epilogue input')
-        _ = force_fp32 # The epilogue always runs in FP32.
-        dtype = torch.float32
-        memory_format = torch.contiguous_format
-
-        # FromRGB.
-        x = x.to(dtype=dtype, memory_format=memory_format)
+    def forward(self, x, img, cmap, force_fp32=False): # cmap: [N, cmap_dim] or None
+        _ = force_fp32 # The head always runs in fp32.
+        side = self.resolution
+        misc.assert_shape(x, [None, self.in_channels, side, side], 'epilogue input')
+        x = x.to(dtype=torch.float32, memory_format=torch.contiguous_format)
         if self.architecture == 'skip':
-            misc.assert_shape(img, [None, self.img_channels, self.resolution, self.resolution], 'img')
-            img = img.to(dtype=dtype, memory_format=memory_format)
-            x = x + self.fromrgb(img)
+            misc.assert_shape(img, [None, self.img_channels, side, side], 'img')
+            x = x + self.fromrgb(img.to(dtype=torch.float32, memory_format=torch.contiguous_format))
 
-        # Main layers.
         if self.mbstd is not None:
             x = self.mbstd(x)
-        x = self.conv(x)
-        x = self.fc(x.flatten(1))
-        x = self.out(x)
+        x = self.conv(x)                                                        # [N, C, 4, 4]
+        x = self.out(self.fc(x.flatten(1)))                                     # [N, cmap_dim or 1]
 
-        # Conditioning: projection onto the mapped label.
+        # Conditional: project onto the embedded label (Miyato & Koyama 2018), normalised by its length.
         if self.cmap_dim > 0:
             misc.assert_shape(cmap, [None, self.cmap_dim], 'cmap')
-            x = (x * cmap).sum(dim=1, keepdim=True) * (1 / np.sqrt(self.cmap_dim))
-
-        assert x.dtype == dtype
+            x = (x * cmap).sum(dim=1, keepdim=True) * _inv_sqrt(self.cmap_dim)
+        assert x.dtype == torch.float32
         return x
 
     def extra_repr(self):
-        return f'resolution={self.resolution:d}, architecture={self.architecture:s}'
+        return _repr_fields(self, 'resolution', 'architecture')
 
 #----------------------------------------------------------------------------
 
 @persistence.persistent_class
-class Discriminator(torch.nn.Module):
+class Discriminator(nn.Module):
+    """Residual discriminator: blocks b{img_resolution} ... b8, then the 4x4 epilogue b4."""
+
     def __init__(self,
-        c_dim,                          # Conditioning label (C) dimensionality.
-        img_resolution,                 # Input resolution.
-        img_channels,                   # Number of input color channels.
-        architecture        = 'resnet', # Architecture: 'orig', 'skip', 'resnet'.
-        channel_base        = 32768,    # Overall multiplier for the number of channels.
-        channel_max         = 512,      # Maximum number of channels in any layer.
-        num_fp16_res        = 4,        # Use FP16 for the N highest resolutions (CUDA only).
-        conv_clamp          = 256,      # Clamp the output of convolution layers to +-X, None = disable clamping.
-        cmap_dim            = None,     # Dimensionality of mapped conditioning label, None = default.
-        block_kwargs        = None,     # Arguments for DiscriminatorBlock (None = defaults).
-        mapping_kwargs      = None,     # Arguments for MappingNetwork (None = defaults).
-        epilogue_kwargs     = None,     # Arguments for DiscriminatorEpilogue (None = defaults).
+        c_dim,                          # Length of the label c; 0 = unconditional.
+        img_resolution,                 # Side of the square input image (a power of two >= 8).
+        img_channels,                   # Channels of the input image.
+        architecture        = 'resnet', # 'orig', 'skip' or 'resnet'.
+        channel_base        = 32768,    # Channels at resolution r = channel_base / r ...
+        channel_max         = 512,      # ... capped at this.
+        num_fp16_res        = 4,        # Run the highest this-many resolutions in fp16 (CUDA only).
+        conv_clamp          = 256,      # Clamp conv outputs to [-conv_clamp, conv_clamp]; None = never.
+        cmap_dim            = None,     # Length of the label embedding; None = channels at 4x4.
+        block_kwargs        = None,     # Options for every DiscriminatorBlock.
+        mapping_kwargs      = None,     # Options for the label-embedding MappingNetwork.
+        epilogue_kwargs     = None,     # Options for DiscriminatorEpilogue.
     ):
         _check_resolution(img_resolution, 8, 'Discriminator')
         _check_common('Discriminator', img_channels, channel_base, channel_max, num_fp16_res)
         _require(c_dim >= 0, f'Discriminator: c_dim must be >= 0, got {c_dim}')
         super().__init__()
-        self.c_dim = c_dim
-        self.img_resolution = img_resolution
-        self.img_resolution_log2 = int(np.log2(img_resolution))
-        self.img_channels = img_channels
-        self.block_resolutions = [2 ** i for i in range(self.img_resolution_log2, 2, -1)]
-        channels_dict = _channels(channel_base, channel_max, self.block_resolutions + [4], 'Discriminator')
-        fp16_resolution = max(2 ** (self.img_resolution_log2 + 1 - num_fp16_res), 8)
-
-        if cmap_dim is None:
-            cmap_dim = channels_dict[4]
+        self.c_dim, self.img_resolution, self.img_channels = c_dim, img_resolution, img_channels
+        self.img_resolution_log2 = int(img_resolution).bit_length() - 1
+        resolutions = [img_resolution >> i for i in range(self.img_resolution_log2 - 2)]  # img_resolution, ..., 8
+        self.block_resolutions = resolutions
+        channels = _channels(channel_base, channel_max, resolutions + [4], 'Discriminator')
+        fp16_from = _fp16_threshold(img_resolution, num_fp16_res)
         if c_dim == 0:
             cmap_dim = 0
+        elif cmap_dim is None:
+            cmap_dim = channels[4]
 
-        common_kwargs = dict(img_channels=img_channels, architecture=architecture, conv_clamp=conv_clamp)
-        cur_layer_idx = 0
-        for res in self.block_resolutions:
-            in_channels = channels_dict[res] if res < img_resolution else 0
-            tmp_channels = channels_dict[res]
-            out_channels = channels_dict[res // 2]
-            use_fp16 = (res >= fp16_resolution)
-            block = DiscriminatorBlock(in_channels, tmp_channels, out_channels, resolution=res,
-                first_layer_idx=cur_layer_idx, use_fp16=use_fp16, **dict(block_kwargs or {}), **common_kwargs)
-            setattr(self, f'b{res}', block)
-            cur_layer_idx += block.num_layers
+        # Build in seeded-initialisation order: blocks from the top resolution down, mapping, epilogue.
+        shared = dict(img_channels=img_channels, architecture=architecture, conv_clamp=conv_clamp)
+        layer_idx = 0
+        for res in resolutions:
+            block = DiscriminatorBlock(0 if res == img_resolution else channels[res], channels[res],
+                                       channels[res // 2], resolution=res, first_layer_idx=layer_idx,
+                                       use_fp16=(res >= fp16_from), **(block_kwargs or {}), **shared)
+            self.add_module(f'b{res}', block)
+            layer_idx += block.num_layers
         if c_dim > 0:
-            self.mapping = MappingNetwork(z_dim=0, c_dim=c_dim, w_dim=cmap_dim, num_ws=None, w_avg_beta=None, **dict(mapping_kwargs or {}))
-        self.b4 = DiscriminatorEpilogue(channels_dict[4], cmap_dim=cmap_dim, resolution=4, **dict(epilogue_kwargs or {}), **common_kwargs)
+            self.mapping = MappingNetwork(z_dim=0, c_dim=c_dim, w_dim=cmap_dim, num_ws=None, w_avg_beta=None,
+                                          **(mapping_kwargs or {}))
+        self.b4 = DiscriminatorEpilogue(channels[4], cmap_dim=cmap_dim, resolution=4,
+                                        **(epilogue_kwargs or {}), **shared)
 
-    def forward(self, img, c, update_emas=False, **block_kwargs):
-        _ = update_emas # The discriminator keeps no running statistics.
+    def forward(self, img, c, update_emas=False, **block_kwargs): # block_kwargs: force_fp32
+        """Logits [N, 1] for images [N, img_channels, img_resolution, img_resolution] and labels c."""
+        _ = update_emas # The discriminator has no running statistics.
         misc.assert_shape(img, [None, self.img_channels, self.img_resolution, self.img_resolution], 'img')
         x = None
-        for res in self.block_resolutions:
-            block = getattr(self, f'b{res}')
+        for block in [getattr(self, f'b{res}') for res in self.block_resolutions]:
             x, img = block(x, img, **block_kwargs)
-
-        cmap = None
-        if self.c_dim > 0:
-            cmap = self.mapping(None, c)
-        x = self.b4(x, img, cmap)
-        return x
+        cmap = self.mapping(None, c) if self.c_dim > 0 else None
+        return self.b4(x, img, cmap)
 
     def extra_repr(self):
-        return f'c_dim={self.c_dim:d}, img_resolution={self.img_resolution:d}, img_channels={self.img_channels:d}'
+        return _repr_fields(self, 'c_dim', 'img_resolution', 'img_channels')
 
 #----------------------------------------------------------------------------
