@@ -83,7 +83,6 @@ def filtered_lrelu_cases(res, batch, device, dtype, quick):
     layers = sg3_layers(res)
     if quick:
         layers = [layers[0], layers[3], layers[-3]]
-    impl = 'cuda' if device.type == 'cuda' else 'ref'
     gen = torch.Generator().manual_seed(0)
     for layer in layers:
         c = layer['channels']
@@ -92,7 +91,7 @@ def filtered_lrelu_cases(res, batch, device, dtype, quick):
         fu = None if layer['fu'] is None else layer['fu'].to(device)
         fd = None if layer['fd'] is None else layer['fd'].to(device)
         kw = dict(up=layer['up'], down=layer['down'], padding=layer['padding'], gain=layer['gain'], slope=layer['slope'], clamp=256.0)
-        ours = lambda x=x, b=b, fu=fu, fd=fd, kw=kw: filtered_lrelu.filtered_lrelu(x, fu, fd, b, impl=impl, **kw)
+        ours = lambda x=x, b=b, fu=fu, fd=fd, kw=kw: filtered_lrelu.filtered_lrelu(x, fu, fd, b, impl=_impl(device), **kw)
         base = lambda x=x, b=b, fu=fu, fd=fd, kw=kw: oracles.filtered_lrelu_zero_insertion(
             x, fu, fd, b, kw['up'], kw['down'], kw['padding'], kw['gain'], kw['slope'], kw['clamp'])
         desc = f"{layer['name']} [{batch},{c},{layer['in_size']}] up{layer['up']}/down{layer['down']}"
@@ -101,7 +100,6 @@ def filtered_lrelu_cases(res, batch, device, dtype, quick):
 def upfirdn2d_cases(res, batch, device, dtype, quick):
     # Separable 12-tap up- and downsampling by 2 (ADA's geometric augmentation filters) and the
     # discriminator's [1,3,3,1] downsampling, at full image size.
-    impl = 'cuda' if device.type == 'cuda' else 'ref'
     gen = torch.Generator().manual_seed(1)
     f12 = upfirdn2d.setup_filter(np.hanning(14)[1:-1], separable=True).to(device)
     f4 = upfirdn2d.setup_filter([1, 3, 3, 1]).to(device)
@@ -111,7 +109,7 @@ def upfirdn2d_cases(res, batch, device, dtype, quick):
         for name, f, kw in (('up2 sep12', f12, dict(up=2, padding=[6, 5, 6, 5], gain=4)),
                             ('down2 sep12', f12, dict(down=2, padding=5)),
                             ('down2 2-D 4x4', f4, dict(down=2, padding=1))):
-            ours = lambda x=x, f=f, kw=kw: upfirdn2d.upfirdn2d(x, f, impl=impl, **kw)
+            ours = lambda x=x, f=f, kw=kw: upfirdn2d.upfirdn2d(x, f, impl=_impl(device), **kw)
             base = lambda x=x, f=f, kw=kw: oracles.upfirdn2d_zero_insertion(
                 x, f, _pair(kw.get('up', 1)), _pair(kw.get('down', 1)), _pad4(kw['padding']), False, kw.get('gain', 1))
             yield 'upfirdn2d', f'{name} [{batch},{c},{size}]', ours, base
@@ -136,13 +134,28 @@ def _conv_down_baseline(x, w, f, pad):
     return oracles.upfirdn2d_zero_insertion(x, f, (1, 1), (2, 2))
 
 def bias_act_cases(res, batch, device, dtype, quick):
-    impl = 'cuda' if device.type == 'cuda' else 'ref'
     gen = torch.Generator().manual_seed(3)
     x = torch.randn([batch, 128, res, res], generator=gen).to(device=device, dtype=dtype)
     b = torch.randn([128], generator=gen).to(device=device, dtype=dtype)
-    ours = lambda: bias_act.bias_act(x, b, act='lrelu', clamp=256, impl=impl)
+    ours = lambda: bias_act.bias_act(x, b, act='lrelu', clamp=256, impl=_impl(device))
     base = lambda: (torch.nn.functional.leaky_relu(x + b.reshape(1, -1, 1, 1), 0.2) * np.sqrt(2)).clamp(-256, 256)
     yield 'bias_act', f'lrelu+clamp [{batch},128,{res}]', ours, base
+
+def _as_ref(fn):
+    # Re-run a case's closure with every op forced to impl='ref'.
+    def run():
+        saved = _FORCE_REF[0]
+        _FORCE_REF[0] = True
+        try:
+            return fn()
+        finally:
+            _FORCE_REF[0] = saved
+    return run
+
+_FORCE_REF = [False]
+
+def _impl(device):
+    return 'cuda' if device.type == 'cuda' and not _FORCE_REF[0] else 'ref'
 
 def _pair(v):
     return (v, v) if isinstance(v, int) else tuple(v)
@@ -161,9 +174,11 @@ def _time(fn, device):
         torch.cuda.synchronize(device)
     return time.perf_counter() - t0
 
-def run_bench(res, batch, device, dtype, reps, quick, out=print):
+def run_bench(res, batch, device, dtype, reps, quick, baseline='zero-insertion', out=print):
     groups = [filtered_lrelu_cases, upfirdn2d_cases, conv2d_resample_cases, bias_act_cases]
     cases = [case for group in groups for case in group(res, batch, device, dtype, quick)]
+    if baseline == 'ref': # The same op with impl='ref' on the same device (for --device=cuda).
+        cases = [(g, d, ours, _as_ref(ours)) for g, d, ours, _ in cases]
     times = {i: ([], []) for i in range(len(cases))}
     with torch.no_grad():
         for i, (_, _, ours, base) in enumerate(cases): # Warm-up, and check that both agree.
@@ -199,8 +214,9 @@ def run_bench(res, batch, device, dtype, reps, quick, out=print):
 @click.option('--reps', type=click.IntRange(min=1), default=3, show_default=True, help='Interleaved repeats; the table shows medians.')
 @click.option('--dtype', type=click.Choice(['float32', 'float16']), default='float32', show_default=True, help='Tensor dtype (float16 only on cuda).')
 @click.option('--threads', type=click.IntRange(min=1), default=None, help='torch.set_num_threads (default: torch\'s choice).')
+@click.option('--baseline', type=click.Choice(['zero-insertion', 'ref']), default='zero-insertion', show_default=True, help='What to compare with: the zero-insertion implementations, or the same op with impl=\'ref\' (for --device=cuda).')
 @click.option('--quick', is_flag=True, help='A few cases and one repeat: checks that the script runs.')
-def main(device, res, batch, reps, dtype, threads, quick):
+def main(device, res, batch, reps, dtype, threads, baseline, quick):
     """Time the ops against zero-insertion baselines at StyleGAN3 layer shapes; prints a Markdown table."""
     device = torch.device(device)
     if device.type == 'cuda' and not torch.cuda.is_available():
@@ -214,9 +230,9 @@ def main(device, res, batch, reps, dtype, threads, quick):
     load = os.getloadavg() if hasattr(os, 'getloadavg') else (float('nan'),) * 3
     name = torch.cuda.get_device_name(device) if device.type == 'cuda' else platform.processor() or platform.machine()
     print(f'# bench/ops.py --device={device} --res={res} --batch={batch} --reps={reps} --dtype={dtype}'
-          f'{" --quick" if quick else ""}: torch {torch.__version__}, {name}, {torch.get_num_threads()} threads, '
+          f' --baseline={baseline}{" --quick" if quick else ""}: torch {torch.__version__}, {name}, {torch.get_num_threads()} threads, '
           f'load average before {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}')
-    run_bench(int(res), batch, device, getattr(torch, dtype), reps, quick)
+    run_bench(int(res), batch, device, getattr(torch, dtype), reps, quick, baseline)
     load = os.getloadavg() if hasattr(os, 'getloadavg') else (float('nan'),) * 3
     print(f'# load average after {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}')
 
