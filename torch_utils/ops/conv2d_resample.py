@@ -80,8 +80,8 @@ def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight
 def _check_args(x, w, f, up, down, groups):
     if not isinstance(x, torch.Tensor) or x.ndim != 4:
         raise ValueError(f'conv2d_resample: x must be 4-D [N, C, H, W], got {getattr(x, "shape", x)}')
-    if not isinstance(w, torch.Tensor) or w.ndim != 4 or w.dtype != x.dtype:
-        raise ValueError(f'conv2d_resample: w must be 4-D [C_out, C_in/groups, kh, kw] of x\'s dtype, got {getattr(w, "shape", w)} {getattr(w, "dtype", "")}')
+    if not isinstance(w, torch.Tensor) or w.ndim != 4 or not w.is_floating_point():
+        raise ValueError(f'conv2d_resample: w must be a floating-point 4-D [C_out, C_in/groups, kh, kw] tensor, got {getattr(w, "shape", w)} {getattr(w, "dtype", "")}')
     if not isinstance(groups, int) or groups < 1 or w.shape[0] % groups or x.shape[1] != w.shape[1] * groups:
         raise ValueError(f'conv2d_resample: groups={groups!r} does not fit x {list(x.shape)} and w {list(w.shape)}')
     for name, v in (('up', up), ('down', down)):
