@@ -320,11 +320,15 @@ def _band_layout(k, up, down, p0, l_in, l_out):
     return i_lo, t_in, t_out, step, ntiles, pad_lo, pad_hi
 
 def _band_matrix(g, up, down, p0, i_lo, t_in, t_out):
-    # matrix[i, j] = g[up*(i_lo + i) + p0 - down*j], zero outside the taps.
+    # matrix[i, j] = g[up*(i_lo + i) + p0 - down*j], zero outside the taps. With j' = t_out-1-j the tap
+    # index grows by `up` along i and by `down` along j', so the matrix is a strided view of the
+    # zero-extended taps, flipped along j (cheaper than a gather).
     k = g.shape[0]
-    taps = up * (i_lo + np.arange(t_in))[:, None] + p0 - down * np.arange(t_out)[None, :]
-    taps = np.where((taps >= 0) & (taps < k), taps, k)  # k -> an appended zero.
-    return torch.cat([g, g.new_zeros([1])])[torch.as_tensor(taps, device=g.device)]
+    lo = up * i_lo + p0 - down * (t_out - 1)            # Smallest tap index in the matrix.
+    hi = up * (i_lo + t_in - 1) + p0                    # Largest.
+    ext_lo, ext_hi = max(-lo, 0), max(hi - (k - 1), 0)
+    g = torch.cat([g.new_zeros([ext_lo]), g, g.new_zeros([ext_hi])])
+    return g.as_strided([t_in, t_out], [up, down], lo + ext_lo).flip(1)
 
 def _fir_pass_padding(k, up, down, p0, p1, l_in):
     """(pad_lo, pad_hi) that _fir_pass would apply to an input of length l_in; a caller may apply them
