@@ -17,19 +17,17 @@ from torch_utils import distributed
 
 #----------------------------------------------------------------------------
 
-CFGS = ('stylegan3-t', 'stylegan3-r', 'stylegan2')
-
 # Options that may differ when continuing a run from a training state (they do not change the maths).
 RESUME_OVERRIDABLE = ('kimg', 'tick', 'snap', 'metrics', 'workers', 'nobench', 'device', 'gpus', 'batch_gpu', 'dry_run', 'resume', 'outdir')
 
 #----------------------------------------------------------------------------
 
 def parse_comma_list(s):
+    """'a,b' -> ['a', 'b']; None, '' and 'none' (any case) -> []; a list passes through."""
     if isinstance(s, list):
         return s
-    if s is None or s.lower() == 'none' or s == '':
-        return []
-    return s.split(',')
+    text = (s or '').strip()
+    return [] if text.lower() in ('', 'none') else text.split(',')
 
 def resolve_device(device):
     if device == 'auto':
@@ -42,27 +40,118 @@ def is_state_resume(resume):
     return resume is not None and (os.path.isdir(resume) or resume.endswith('.pt'))
 
 #----------------------------------------------------------------------------
+# Per-architecture presets: the published StyleGAN3 / StyleGAN2 recipes. None means "not set by this
+# preset". --map-depth and --glr override map_depth and glr when given.
+
+CFG_PRESETS = {
+    'stylegan3-t': dnnlib.EasyDict(
+        generator        = 'training.networks_stylegan3.Generator',
+        map_depth        = 2,       # Mapping layers.
+        glr              = 0.0025,  # G learning rate.
+        G_capacity_scale = 1,       # Multiplier on --cbase and --cmax for G only.
+        G_extra          = {},      # Extra Generator kwargs.
+        G_reg_interval   = None,    # No path-length regularisation.
+        loss_extra       = {},      # Extra StyleGAN2Loss kwargs.
+        blur_sigma       = None,    # D-input blur at the start (pixels).
+    ),
+    'stylegan3-r': dnnlib.EasyDict(
+        generator        = 'training.networks_stylegan3.Generator',
+        map_depth        = 2,
+        glr              = 0.0025,
+        G_capacity_scale = 2,       # Rotation equivariance needs twice the feature maps.
+        G_extra          = dict(conv_kernel=1, use_radial_filters=True),
+        G_reg_interval   = None,
+        loss_extra       = {},
+        blur_sigma       = 10,      # Fades out over 200 kimg at batch 32 (scaled with the batch).
+    ),
+    'stylegan2': dnnlib.EasyDict(
+        generator        = 'training.networks_stylegan2.Generator',
+        map_depth        = 8,
+        glr              = 0.002,
+        G_capacity_scale = 1,
+        G_extra          = dict(fused_modconv_default='inference_only'),
+        G_reg_interval   = 4,       # Lazy path-length regularisation every 4 G steps.
+        loss_extra       = dict(style_mixing_prob=0.9, pl_weight=2, pl_no_weight_grad=True),
+        blur_sigma       = None,
+    ),
+}
+CFGS = tuple(CFG_PRESETS)
+
+# Mixed precision: (fp16 resolutions, conv clamp) for the default run and for --fp32.
+PRECISION = {False: (4, 256), True: (0, None)}
+
+#----------------------------------------------------------------------------
 
 def init_dataset_kwargs(data, cond, mirror, seed):
     """Open the dataset once to read its resolution, size and labels; returns (kwargs, dataset name)."""
-    from training import dataset
+    from training.dataset import check_labels
     kwargs = dnnlib.EasyDict(class_name='training.dataset.ImageFolderDataset', path=data, use_labels=bool(cond),
                              max_size=None, xflip=False)
     try:
         ds = dnnlib.construct_class_by_name(**kwargs)
-        message = dataset.check_labels(ds, cond=cond, warn=False)
-        if message:
-            click.echo(f'Note: {message}', err=True)
-        kwargs.resolution = ds.resolution
-        kwargs.use_labels = ds.has_labels and bool(cond)
-        kwargs.max_size = len(ds)
-        name = ds.name
-        ds.close()
     except (OSError, ValueError) as e:
         raise click.ClickException(f'--data: {e}')
-    kwargs.xflip = bool(mirror)
-    kwargs.random_seed = seed
+    try:
+        note = check_labels(ds, cond=cond, warn=False)
+        if note:
+            click.echo(f'Note: {note}', err=True)
+        kwargs.update(resolution=ds.resolution, use_labels=bool(cond) and ds.has_labels, max_size=len(ds))
+        name = ds.name
+    except (OSError, ValueError) as e:
+        raise click.ClickException(f'--data: {e}')
+    finally:
+        ds.close()
+    kwargs.update(xflip=bool(mirror), random_seed=seed)
     return kwargs, name
+
+def _adam(lr):
+    # Tuples, not lists: torch.optim.Adam rejects betas=[0, 0.99].
+    return dnnlib.EasyDict(class_name='torch.optim.Adam', lr=lr, betas=(0, 0.99), eps=1e-8)
+
+def _network_kwargs(preset, batch, cbase, cmax, map_depth, freezed, mbstd_group, fp32):
+    """(G_kwargs, D_kwargs) for one preset."""
+    fp16_res, clamp = PRECISION[bool(fp32)]
+    scale = preset.G_capacity_scale
+    G = dnnlib.EasyDict(class_name=preset.generator, z_dim=512, w_dim=512,
+                        channel_base=cbase * scale, channel_max=cmax * scale,
+                        num_fp16_res=fp16_res, conv_clamp=clamp,
+                        mapping_kwargs=dnnlib.EasyDict(num_layers=preset.map_depth if map_depth is None else map_depth))
+    G.update(preset.G_extra)
+    if preset.generator.endswith('stylegan3.Generator'):
+        # Half-life of the magnitude EMA: 20k images, whatever the batch size.
+        G.magnitude_ema_beta = 0.5 ** (batch / 20000)
+    D = dnnlib.EasyDict(class_name='training.networks_stylegan2.Discriminator',
+                        channel_base=cbase, channel_max=cmax, num_fp16_res=fp16_res, conv_clamp=clamp,
+                        block_kwargs=dnnlib.EasyDict(freeze_layers=freezed), mapping_kwargs=dnnlib.EasyDict(),
+                        epilogue_kwargs=dnnlib.EasyDict(mbstd_group_size=mbstd_group))
+    return G, D
+
+def _loss_kwargs(preset, gamma, batch, fine_tune):
+    loss = dnnlib.EasyDict(class_name='training.loss.StyleGAN2Loss', r1_gamma=gamma, **preset.loss_extra)
+    if preset.blur_sigma is not None:
+        loss.update(blur_init_sigma=preset.blur_sigma, blur_fade_kimg=batch * 25 / 4)
+    if fine_tune:
+        loss.blur_init_sigma = 0 # Pretrained weights need no blur warm-up.
+    return loss
+
+def _augment_settings(aug, augpipe, p, target):
+    """(augment_kwargs, augment_p, ada_target) for --aug."""
+    from training.augment import augpipe_specs
+    if aug == 'noaug':
+        return None, 0, None
+    kwargs = dnnlib.EasyDict(class_name='training.augment.AugmentPipe', **augpipe_specs[augpipe])
+    return kwargs, (p if aug == 'fixed' else 0), (target if aug == 'ada' else None)
+
+def _check_required(cfg, data, gpus, batch, gamma, augpipe):
+    from training.augment import augpipe_specs
+    given = {'--cfg': cfg, '--data': data, '--gpus': gpus, '--batch': batch, '--gamma': gamma}
+    missing = [name for name, value in given.items() if value is None]
+    if missing:
+        raise click.ClickException(f'Missing option {missing[0]} (required unless --resume names a run directory or training state)')
+    if cfg not in CFG_PRESETS:
+        raise click.ClickException(f'--cfg={cfg}: expected one of {", ".join(CFGS)}')
+    if augpipe not in augpipe_specs:
+        raise click.ClickException(f'--augpipe={augpipe}: expected one of {", ".join(augpipe_specs)}')
 
 def make_config(cfg, data, gpus, batch, gamma, cond=False, mirror=False, aug='ada', augpipe='bgc', resume=None,
                 freezed=0, p=0.2, target=0.6, batch_gpu=None, cbase=32768, cmax=512, glr=None, dlr=0.002,
@@ -73,135 +162,87 @@ def make_config(cfg, data, gpus, batch, gamma, cond=False, mirror=False, aug='ad
     Raises click.ClickException naming the offending option. Returns an EasyDict that
     training.training_loop.training_loop(**config) accepts (plus run_dir, set by launch_training).
     """
-    from training.augment import augpipe_specs
-    for name, value in (('--cfg', cfg), ('--data', data), ('--gpus', gpus), ('--batch', batch), ('--gamma', gamma)):
-        if value is None:
-            raise click.ClickException(f'Missing option {name} (required unless --resume names a run directory or training state)')
-    if cfg not in CFGS:
-        raise click.ClickException(f'--cfg={cfg}: expected one of {", ".join(CFGS)}')
-    if augpipe not in augpipe_specs:
-        raise click.ClickException(f'--augpipe={augpipe}: expected one of {", ".join(augpipe_specs)}')
-    c = dnnlib.EasyDict()
-    c.G_kwargs = dnnlib.EasyDict(class_name=None, z_dim=512, w_dim=512, mapping_kwargs=dnnlib.EasyDict())
-    c.D_kwargs = dnnlib.EasyDict(class_name='training.networks_stylegan2.Discriminator', block_kwargs=dnnlib.EasyDict(),
-                                 mapping_kwargs=dnnlib.EasyDict(), epilogue_kwargs=dnnlib.EasyDict())
-    c.G_opt_kwargs = dnnlib.EasyDict(class_name='torch.optim.Adam', betas=(0, 0.99), eps=1e-8)
-    c.D_opt_kwargs = dnnlib.EasyDict(class_name='torch.optim.Adam', betas=(0, 0.99), eps=1e-8)
-    c.loss_kwargs = dnnlib.EasyDict(class_name='training.loss.StyleGAN2Loss')
-    c.data_loader_kwargs = dnnlib.EasyDict(pin_memory=True, prefetch_factor=2, num_workers=workers)
-    c.training_set_kwargs, dataset_name = init_dataset_kwargs(data, cond, mirror, seed)
+    _check_required(cfg, data, gpus, batch, gamma, augpipe)
+    if resume is not None and is_state_resume(resume):
+        raise click.ClickException('--resume: a run directory or training state continues that run; it is handled by launch')
+    preset = CFG_PRESETS[cfg]
+    fine_tune = resume is not None
+    metric_list = parse_comma_list(metrics)
+    per_process = batch_gpu or batch // gpus
+    _check_batch_and_metrics(batch, gpus, per_process, mbstd_group, metric_list)
 
-    # Hyperparameters and settings.
-    c.num_gpus = gpus
-    c.batch_size = batch
-    c.batch_gpu = batch_gpu or batch // gpus
-    c.G_kwargs.channel_base = c.D_kwargs.channel_base = cbase
-    c.G_kwargs.channel_max = c.D_kwargs.channel_max = cmax
-    c.G_kwargs.mapping_kwargs.num_layers = (8 if cfg == 'stylegan2' else 2) if map_depth is None else map_depth
-    c.D_kwargs.block_kwargs.freeze_layers = freezed
-    c.D_kwargs.epilogue_kwargs.mbstd_group_size = mbstd_group
-    c.loss_kwargs.r1_gamma = gamma
-    c.G_opt_kwargs.lr = (0.002 if cfg == 'stylegan2' else 0.0025) if glr is None else glr
-    c.D_opt_kwargs.lr = dlr
-    c.metrics = parse_comma_list(metrics)
-    c.total_kimg = kimg
-    c.kimg_per_tick = tick
-    c.image_snapshot_ticks = c.network_snapshot_ticks = snap
-    c.random_seed = seed
-    c.data_loader_kwargs.num_workers = workers
-    c.ema_kimg = c.batch_size * 10 / 32
-    c.G_reg_interval = None
-    c.D_reg_interval = 16
-    c.ema_rampup = 0.05
-    c.ada_kimg = 500
-    c.device = resolve_device(device)
-    c.deterministic = bool(deterministic)
-    c.cudnn_benchmark = not nobench
-    _sanity_checks(c, mbstd_group)
-
-    # Base configuration.
-    if cfg == 'stylegan2':
-        c.G_kwargs.class_name = 'training.networks_stylegan2.Generator'
-        c.loss_kwargs.style_mixing_prob = 0.9
-        c.loss_kwargs.pl_weight = 2
-        c.loss_kwargs.pl_no_weight_grad = True
-        c.G_reg_interval = 4
-        c.G_kwargs.fused_modconv_default = 'inference_only'
-    else:
-        c.G_kwargs.class_name = 'training.networks_stylegan3.Generator'
-        c.G_kwargs.magnitude_ema_beta = 0.5 ** (c.batch_size / (20 * 1e3))
-        if cfg == 'stylegan3-r':
-            c.G_kwargs.conv_kernel = 1
-            c.G_kwargs.channel_base *= 2
-            c.G_kwargs.channel_max *= 2
-            c.G_kwargs.use_radial_filters = True
-            c.loss_kwargs.blur_init_sigma = 10
-            c.loss_kwargs.blur_fade_kimg = c.batch_size * 200 / 32
-
-    # Augmentation.
-    c.augment_kwargs = None
-    c.augment_p = 0
-    c.ada_target = None
-    if aug != 'noaug':
-        c.augment_kwargs = dnnlib.EasyDict(class_name='training.augment.AugmentPipe', **augpipe_specs[augpipe])
-        if aug == 'ada':
-            c.ada_target = target
-        if aug == 'fixed':
-            c.augment_p = p
-
-    # Resume from a network pickle: a new run initialised from those weights.
-    c.resume_pkl = None
-    c.resume_state = None
-    if resume is not None:
-        if is_state_resume(resume):
-            raise click.ClickException('--resume: a run directory or training state continues that run; it is handled by launch')
-        c.resume_pkl = resume
-        c.ada_kimg = 100 # Make ADA react faster at the beginning.
-        c.ema_rampup = None # Disable EMA ramp-up.
-        c.loss_kwargs.blur_init_sigma = 0 # Disable blur ramp-up.
-
-    # Performance options.
-    if fp32:
-        c.G_kwargs.num_fp16_res = c.D_kwargs.num_fp16_res = 0
-        c.G_kwargs.conv_clamp = c.D_kwargs.conv_clamp = None
-    else:
-        c.G_kwargs.num_fp16_res = c.D_kwargs.num_fp16_res = 4
-        c.G_kwargs.conv_clamp = c.D_kwargs.conv_clamp = 256
-    c.desc = f'{cfg:s}-{dataset_name:s}-gpus{c.num_gpus:d}-batch{c.batch_size:d}-gamma{c.loss_kwargs.r1_gamma:g}'
+    # Data first: the run name needs the dataset name.
+    training_set_kwargs, dataset_name = init_dataset_kwargs(data, cond, mirror, seed)
+    G_kwargs, D_kwargs = _network_kwargs(preset, batch, cbase, cmax, map_depth, freezed, mbstd_group, fp32)
+    augment_kwargs, augment_p, ada_target = _augment_settings(aug, augpipe, p, target)
+    c = dnnlib.EasyDict(
+        G_kwargs            = G_kwargs,
+        D_kwargs            = D_kwargs,
+        G_opt_kwargs        = _adam(glr if glr is not None else preset.glr),
+        D_opt_kwargs        = _adam(dlr),
+        loss_kwargs         = _loss_kwargs(preset, gamma, batch, fine_tune),
+        augment_kwargs      = augment_kwargs,
+        augment_p           = augment_p,                    # Fixed probability (--aug=fixed), else ADA's start.
+        ada_target          = ada_target,                   # None unless --aug=ada.
+        ada_kimg            = 100 if fine_tune else 500,    # ADA adapts faster when fine-tuning.
+        data_loader_kwargs  = dnnlib.EasyDict(pin_memory=True, prefetch_factor=2, num_workers=workers),
+        training_set_kwargs = training_set_kwargs,
+        num_gpus            = gpus,
+        batch_size          = batch,
+        batch_gpu           = per_process,
+        metrics             = metric_list,
+        total_kimg          = kimg,
+        kimg_per_tick       = tick,
+        image_snapshot_ticks   = snap,
+        network_snapshot_ticks = snap,
+        random_seed         = seed,
+        ema_kimg            = batch * 5 / 16,               # 10 kimg at batch 32.
+        ema_rampup          = None if fine_tune else 0.05,  # Pretrained G_ema needs no ramp-up.
+        G_reg_interval      = preset.G_reg_interval,
+        D_reg_interval      = 16,
+        device              = resolve_device(device),
+        deterministic       = bool(deterministic),
+        cudnn_benchmark     = not nobench,
+        resume_pkl          = resume,                       # A network pickle: new run from its weights.
+        resume_state        = None,                         # Set only when continuing a run (resume_run).
+    )
+    c.desc = f'{cfg}-{dataset_name}-gpus{gpus:d}-batch{batch:d}-gamma{gamma:g}'
     return c
 
-def _sanity_checks(c, mbstd_group):
-    if c.batch_size % c.num_gpus != 0:
-        raise click.ClickException(f'--batch={c.batch_size} must be a multiple of --gpus={c.num_gpus}')
-    if c.batch_size % (c.num_gpus * c.batch_gpu) != 0:
-        raise click.ClickException(f'--batch={c.batch_size} must be a multiple of --gpus times --batch-gpu ({c.num_gpus} x {c.batch_gpu})')
-    if c.batch_gpu < mbstd_group:
-        raise click.ClickException(f'--batch-gpu={c.batch_gpu} cannot be smaller than --mbstd-group={mbstd_group}')
-    if any(not re.fullmatch(r'[A-Za-z0-9_]+', m) for m in c.metrics):
-        raise click.ClickException(f'--metrics: malformed metric list {",".join(c.metrics)}')
-    if c.metrics:
-        try:
-            from metrics import metric_main
-        except ImportError as e:
-            raise click.ClickException(f'--metrics={",".join(c.metrics)}: the metrics package is not available ({e}); use --metrics=none')
-        bad = [m for m in c.metrics if not metric_main.is_valid_metric(m)]
-        if bad:
-            raise click.ClickException(f'--metrics: unknown metric(s) {", ".join(bad)}; choose from {", ".join(metric_main.list_valid_metrics())} or none')
+def _check_batch_and_metrics(batch, gpus, per_process, mbstd_group, metric_list):
+    if batch % gpus:
+        raise click.ClickException(f'--batch={batch} must be a multiple of --gpus={gpus}')
+    if batch % (gpus * per_process):
+        raise click.ClickException(f'--batch={batch} must be a multiple of --gpus times --batch-gpu ({gpus} x {per_process})')
+    if per_process < mbstd_group:
+        raise click.ClickException(f'--batch-gpu={per_process} cannot be smaller than --mbstd-group={mbstd_group}')
+    if not all(re.fullmatch(r'\w+', m, flags=re.ASCII) for m in metric_list):
+        raise click.ClickException(f'--metrics: malformed metric list {",".join(metric_list)}')
+    if not metric_list:
+        return
+    try:
+        import metrics.metric_main as registry
+    except ImportError as e:
+        raise click.ClickException(f'--metrics={",".join(metric_list)}: the metrics package is not available ({e}); use --metrics=none')
+    unknown = [m for m in metric_list if not registry.is_valid_metric(m)]
+    if unknown:
+        raise click.ClickException(f'--metrics: unknown metric(s) {", ".join(unknown)}; choose from {", ".join(registry.list_valid_metrics())} or none')
 
 #----------------------------------------------------------------------------
 # Objects: --dry-run builds all of them on the CPU, so a config that cannot run fails at once.
 
 def construct_objects(c, device='cpu'):
     """Build G, D, G_ema, the augment pipe, the loss and both optimisers from a config. Returns an EasyDict."""
-    from training import training_loop
+    import training.training_loop as loop
     torch.manual_seed(c.random_seed)
-    ds_kwargs = dnnlib.EasyDict(c.training_set_kwargs)
-    training_set = dnnlib.construct_class_by_name(**ds_kwargs)
-    G, D, G_ema = training_loop.build_networks(training_set, c.G_kwargs, c.D_kwargs, device)
-    augment_pipe = training_loop.build_augment_pipe(c.augment_kwargs, c.augment_p, device)
+    dataset = dnnlib.construct_class_by_name(**dnnlib.EasyDict(c.training_set_kwargs))
+    try:
+        G, D, G_ema = loop.build_networks(dataset, c.G_kwargs, c.D_kwargs, device)
+    finally:
+        dataset.close()
+    augment_pipe = loop.build_augment_pipe(c.augment_kwargs, c.augment_p, device)
     loss = dnnlib.construct_class_by_name(device=device, G=G, D=D, augment_pipe=augment_pipe, **c.loss_kwargs)
-    phases = training_loop.build_phases(G, D, c.G_opt_kwargs, c.D_opt_kwargs, c.G_reg_interval, c.D_reg_interval)
-    training_set.close()
+    phases = loop.build_phases(G, D, c.G_opt_kwargs, c.D_opt_kwargs, c.G_reg_interval, c.D_reg_interval)
     return dnnlib.EasyDict(G=G, D=D, G_ema=G_ema, augment_pipe=augment_pipe, loss=loss, phases=phases,
                            G_opt=phases[0].opt, D_opt=phases[-1].opt)
 
@@ -262,12 +303,13 @@ def launch_training(c, outdir=None, desc=None, dry_run=False):
     elif c.num_gpus == 1:
         _subprocess_fn(0, c, None)
     else:
-        with tempfile.TemporaryDirectory() as temp_dir:
-            torch.multiprocessing.spawn(fn=_subprocess_fn, args=(c, temp_dir), nprocs=c.num_gpus)
+        # The spawned processes rendezvous through a file in a private scratch directory.
+        with tempfile.TemporaryDirectory(prefix='train-rendezvous-') as scratch:
+            torch.multiprocessing.spawn(fn=_subprocess_fn, args=(c, scratch), nprocs=c.num_gpus)
     return c.run_dir
 
 def _subprocess_fn(rank, c, temp_dir):
-    from training import training_loop
+    from training.training_loop import training_loop
     device = c.device
     if device == 'cuda':
         device = f'cuda:{distributed.get_local_rank() if distributed.launched_by_torchrun() else rank}'
@@ -281,7 +323,7 @@ def _subprocess_fn(rank, c, temp_dir):
     try:
         kwargs = {k: v for k, v in c.items() if k != 'desc'}
         kwargs.update(rank=rank, device=device)
-        training_loop.training_loop(**kwargs)
+        training_loop(**kwargs)
     finally:
         distributed.shutdown()
 
@@ -316,49 +358,89 @@ def resume_run(resume, overrides):
 @click.command()
 @click.pass_context
 
-# Required (unless --resume names a run directory or training state).
-@click.option('--outdir',       help='Where to save the results', metavar='DIR')
-@click.option('--cfg',          help='Base configuration', type=click.Choice(list(CFGS)))
-@click.option('--data',         help='Training data (zip or folder)', metavar='[ZIP|DIR]')
-@click.option('--gpus',         help='Number of processes (GPUs, or CPU workers with --device=cpu)', metavar='INT', type=click.IntRange(min=1))
-@click.option('--batch',        help='Total batch size', metavar='INT', type=click.IntRange(min=1))
-@click.option('--gamma',        help='R1 regularization weight', metavar='FLOAT', type=click.FloatRange(min=0))
+# Required for a new run. Continuing a run (--resume=<run dir or training-state-*.pt>) reads them from the state.
+@click.option('--outdir',       metavar='DIR',
+              help='Parent directory for runs; each run gets a new numbered subdirectory (00000-<cfg>-<data>-...)')
+@click.option('--cfg',          type=click.Choice(list(CFGS)),
+              help='Architecture preset: stylegan3-t (translation equivariant, the usual choice for fundus), '
+                   'stylegan3-r (also rotation equivariant, ~2x slower), stylegan2 (fastest, a good baseline)')
+@click.option('--data',         metavar='[ZIP|DIR]',
+              help='Training images: a zip or folder made by dataset_tool.py (square, power-of-two resolution)')
+@click.option('--gpus',         metavar='INT', type=click.IntRange(min=1),
+              help='Processes to train with: one per GPU, or CPU workers with --device=cpu')
+@click.option('--batch',        metavar='INT', type=click.IntRange(min=1),
+              help='Images per optimiser step, summed over all processes; 32 suits most fundus sets')
+@click.option('--gamma',        metavar='FLOAT', type=click.FloatRange(min=0),
+              help='Strength of the R1 gradient penalty on D; try 2 at 256 px, 8 at 512 px, 16+ at 1024 px, '
+                   'and raise it if training collapses')
 
-# Optional features.
-@click.option('--cond',         help='Train conditional model (needs labels in dataset.json)', metavar='BOOL', type=bool, default=False, show_default=True)
-@click.option('--mirror',       help='Enable dataset x-flips', metavar='BOOL', type=bool, default=False, show_default=True)
-@click.option('--aug',          help='Augmentation mode', type=click.Choice(['noaug', 'ada', 'fixed']), default='ada', show_default=True)
-@click.option('--augpipe',      help='Augmentation pipeline (fundus: no hue/luma flip/rotate90/xflip, milder colour)', type=click.Choice(['bgc', 'bg', 'bgcf', 'bgcfn', 'bgcfnc', 'fundus', 'fundus-xflip']), default='bgc', show_default=True)
-@click.option('--resume',       help='Network pickle (new run from its weights), or run directory / training-state file (continue that run)', metavar='[PATH|URL]', type=str)
-@click.option('--freezed',      help='Freeze first layers of D', metavar='INT', type=click.IntRange(min=0), default=0, show_default=True)
+# What to train.
+@click.option('--cond',         metavar='BOOL', type=bool, default=False, show_default=True,
+              help='Condition G and D on the labels in dataset.json (e.g. retinopathy grade)')
+@click.option('--mirror',       metavar='BOOL', type=bool, default=False, show_default=True,
+              help='Add left-right mirrored copies of the images; mirroring swaps left and right eyes, '
+                   'so leave it off when laterality matters')
+@click.option('--aug',          type=click.Choice(['noaug', 'ada', 'fixed']), default='ada', show_default=True,
+              help='Augmentation of images seen by D: ada adapts the strength to D overfitting, fixed uses --p, '
+                   'noaug turns it off (only for very large sets)')
+@click.option('--augpipe',      type=click.Choice(['bgc', 'bg', 'bgcf', 'bgcfn', 'bgcfnc', 'fundus', 'fundus-xflip']), default='bgc', show_default=True,
+              help='Which augmentations to use; fundus keeps the anatomy plausible (no hue change, luma flip, '
+                   '90-degree rotation or x-flip; milder colour), fundus-xflip adds x-flips')
+@click.option('--resume',       metavar='[PATH|URL]', type=str,
+              help='A network-snapshot-*.pkl starts a new run from its weights; a run directory or '
+                   'training-state-*.pt continues that run exactly')
+@click.option('--freezed',      metavar='INT', type=click.IntRange(min=0), default=0, show_default=True,
+              help='Keep this many of D\'s highest-resolution layers fixed (useful when fine-tuning on a small set)')
 
-# Misc hyperparameters.
-@click.option('--p',            help='Probability for --aug=fixed', metavar='FLOAT', type=click.FloatRange(min=0, max=1), default=0.2, show_default=True)
-@click.option('--target',       help='Target value for --aug=ada', metavar='FLOAT', type=click.FloatRange(min=0, max=1), default=0.6, show_default=True)
-@click.option('--batch-gpu',    help='Limit batch size per process  [default: batch/gpus]', metavar='INT', type=click.IntRange(min=1))
-@click.option('--cbase',        help='Capacity multiplier', metavar='INT', type=click.IntRange(min=1), default=32768, show_default=True)
-@click.option('--cmax',         help='Max. feature maps', metavar='INT', type=click.IntRange(min=1), default=512, show_default=True)
-@click.option('--glr',          help='G learning rate  [default: varies]', metavar='FLOAT', type=click.FloatRange(min=0))
-@click.option('--dlr',          help='D learning rate', metavar='FLOAT', type=click.FloatRange(min=0), default=0.002, show_default=True)
-@click.option('--map-depth',    help='Mapping network depth  [default: varies]', metavar='INT', type=click.IntRange(min=1))
-@click.option('--mbstd-group',  help='Minibatch std group size', metavar='INT', type=click.IntRange(min=1), default=4, show_default=True)
+# Hyperparameters.
+@click.option('--p',            metavar='FLOAT', type=click.FloatRange(min=0, max=1), default=0.2, show_default=True,
+              help='Augmentation probability used with --aug=fixed')
+@click.option('--target',       metavar='FLOAT', type=click.FloatRange(min=0, max=1), default=0.6, show_default=True,
+              help='With --aug=ada: the D overfitting level (mean sign of D on reals) that ADA steers towards')
+@click.option('--batch-gpu',    metavar='INT', type=click.IntRange(min=1),
+              help='Images per process per forward pass; lower it to save memory, the batch is then '
+                   'accumulated  [default: batch/gpus]')
+@click.option('--cbase',        metavar='INT', type=click.IntRange(min=1), default=32768, show_default=True,
+              help='Network width: feature maps at a layer are about cbase / resolution; halve it for a quicker, smaller model')
+@click.option('--cmax',         metavar='INT', type=click.IntRange(min=1), default=512, show_default=True,
+              help='Upper bound on the feature maps of any layer')
+@click.option('--glr',          metavar='FLOAT', type=click.FloatRange(min=0),
+              help='Adam learning rate of G  [default: 0.0025 for stylegan3-*, 0.002 for stylegan2]')
+@click.option('--dlr',          metavar='FLOAT', type=click.FloatRange(min=0), default=0.002, show_default=True,
+              help='Adam learning rate of D')
+@click.option('--map-depth',    metavar='INT', type=click.IntRange(min=1),
+              help='Layers in the z -> w mapping network  [default: 2 for stylegan3-*, 8 for stylegan2]')
+@click.option('--mbstd-group',  metavar='INT', type=click.IntRange(min=1), default=4, show_default=True,
+              help='Images per group for D\'s minibatch-standard-deviation layer; must not exceed --batch-gpu')
 
-# Misc settings.
-@click.option('--desc',         help='String to include in result dir name', metavar='STR', type=str)
-@click.option('--metrics',      help='Quality metrics', metavar='[NAME|A,B,C|none]', type=parse_comma_list, default='fid50k_full', show_default=True)
-@click.option('--kimg',         help='Total training duration', metavar='KIMG', type=click.IntRange(min=1), default=25000, show_default=True)
-@click.option('--tick',         help='How often to print progress', metavar='KIMG', type=click.IntRange(min=1), default=4, show_default=True)
-@click.option('--snap',         help='How often to save snapshots', metavar='TICKS', type=click.IntRange(min=1), default=50, show_default=True)
-@click.option('--seed',         help='Random seed', metavar='INT', type=click.IntRange(min=0), default=0, show_default=True)
-@click.option('--fp32',         help='Disable mixed-precision', metavar='BOOL', type=bool, default=False, show_default=True)
-@click.option('--nobench',      help='Disable cuDNN benchmarking', metavar='BOOL', type=bool, default=False, show_default=True)
-@click.option('--workers',      help='DataLoader worker processes', metavar='INT', type=click.IntRange(min=0), default=3, show_default=True)
-@click.option('--device',       help='Device: auto picks cuda when available', type=click.Choice(['auto', 'cuda', 'cpu']), default='auto', show_default=True)
-@click.option('--deterministic', help='Deterministic algorithms (bit-exact resume on CPU)', metavar='BOOL', type=bool, default=False, show_default=True)
-@click.option('-n', '--dry-run', help='Print training options, construct every object and exit', is_flag=True)
+# Run length, logging and performance.
+@click.option('--desc',         metavar='STR', type=str,
+              help='Extra text appended to the run directory name')
+@click.option('--metrics',      metavar='[NAME|A,B,C|none]', type=parse_comma_list, default='fid50k_full', show_default=True,
+              help='Metrics computed at every network snapshot (see calc_metrics.py); none saves time on small runs')
+@click.option('--kimg',         metavar='KIMG', type=click.IntRange(min=1), default=25000, show_default=True,
+              help='Stop after D has seen this many thousand real images')
+@click.option('--tick',         metavar='KIMG', type=click.IntRange(min=1), default=4, show_default=True,
+              help='Thousands of images between progress lines in log.txt and stats.jsonl')
+@click.option('--snap',         metavar='TICKS', type=click.IntRange(min=1), default=50, show_default=True,
+              help='Ticks between snapshots (image grid, network pickle, training state, metrics)')
+@click.option('--seed',         metavar='INT', type=click.IntRange(min=0), default=0, show_default=True,
+              help='Seed for weights, latents, augmentation and data order')
+@click.option('--fp32',         metavar='BOOL', type=bool, default=False, show_default=True,
+              help='Keep every layer in float32 (no fp16 in the highest-resolution blocks); slower on GPU')
+@click.option('--nobench',      metavar='BOOL', type=bool, default=False, show_default=True,
+              help='Skip cuDNN autotuning of convolution algorithms (GPU only)')
+@click.option('--workers',      metavar='INT', type=click.IntRange(min=0), default=3, show_default=True,
+              help='Background processes that load and decode images; 0 loads in the training process')
+@click.option('--device',       type=click.Choice(['auto', 'cuda', 'cpu']), default='auto', show_default=True,
+              help='Where to train; auto uses CUDA when a GPU is present, otherwise the CPU')
+@click.option('--deterministic', metavar='BOOL', type=bool, default=False, show_default=True,
+              help='Use deterministic algorithms only (slower; on CPU a resumed run then matches an uninterrupted one bit for bit)')
+@click.option('-n', '--dry-run', is_flag=True,
+              help='Print the resolved options, build G, D, the loss and optimisers on the CPU, then exit without training')
 
 def main(ctx, **kwargs):
-    """Train a GAN using the techniques described in the paper "Alias-Free Generative Adversarial Networks".
+    """Train StyleGAN3 / StyleGAN2 ("Alias-Free Generative Adversarial Networks", Karras et al. 2021) with ADA.
 
     \b
     # Train StyleGAN3-T for the DR1 fundus set using 1 GPU.
@@ -412,8 +494,8 @@ def _resume_from_cli(ctx, opts):
     if 'nobench' in given:
         overrides['cudnn_benchmark'] = not opts.nobench
     c = resume_run(opts.resume, overrides)
-    if 'workers' in given:
-        c.data_loader_kwargs.num_workers = opts.workers
+    if 'workers' in given: # Nested inside data_loader_kwargs, so not a plain override.
+        c.data_loader_kwargs = dnnlib.EasyDict(c.data_loader_kwargs, num_workers=opts.workers)
     return c
 
 #----------------------------------------------------------------------------
