@@ -18,6 +18,17 @@ from torch_utils import distributed, training_stats
 
 PHASES = ('Gmain', 'Greg', 'Gboth', 'Dmain', 'Dreg', 'Dboth')
 
+# Loss parts each phase evaluates: G's adversarial term, G's path-length term, D's adversarial terms
+# (fakes and reals) and D's R1 term. A part whose weight is zero is dropped at call time.
+_PHASE_PARTS = {
+    'Gmain': {'G_adv'},
+    'Greg':  {'G_pl'},
+    'Gboth': {'G_adv', 'G_pl'},
+    'Dmain': {'D_adv'},
+    'Dreg':  {'D_r1'},
+    'Dboth': {'D_adv', 'D_r1'},
+}
+
 class Loss:
     def phase_losses(self, phase, real_img, real_c, gen_z, gen_c, gain, cur_nimg, generator=None):
         raise NotImplementedError()
@@ -38,9 +49,7 @@ class StyleGAN2Loss(Loss):
     ):
         super().__init__()
         self.device = torch.device(device)
-        self.G = G
-        self.D = D
-        self.augment_pipe = augment_pipe
+        self.G, self.D, self.augment_pipe = G, D, augment_pipe
         self.r1_gamma = float(r1_gamma)
         self.style_mixing_prob = float(style_mixing_prob)
         self.pl_weight = float(pl_weight)
@@ -65,11 +74,10 @@ class StyleGAN2Loss(Loss):
     #------------------------------------------------------------------------
 
     def run_G(self, z, c, update_emas=False, generator=None):
-        ws = self.G.mapping(z, c, update_emas=update_emas)
-        if self.style_mixing_prob > 0:
+        ws = self.G.mapping(z, c, update_emas=update_emas)                  # [N, num_ws, w_dim]
+        if self.style_mixing_prob != 0:
             ws = self._mix_styles(ws, z, c, update_emas, generator)
-        img = self.G.synthesis(ws, update_emas=update_emas)
-        return img, ws
+        return self.G.synthesis(ws, update_emas=update_emas), ws
 
     def _mix_styles(self, ws, z, c, update_emas, generator):
         # With probability style_mixing_prob, layers from a random cutoff on take a second latent's styles.
@@ -81,13 +89,10 @@ class StyleGAN2Loss(Loss):
         return torch.cat([ws[:, :cutoff], ws2[:, cutoff:]], dim=1)
 
     def run_D(self, img, c, blur_sigma=0, update_emas=False, generator=None):
-        blur_size = int(np.floor(blur_sigma * 3))
-        if blur_size > 0:
-            from torch_utils.ops import upfirdn2d
-            f = torch.arange(-blur_size, blur_size + 1, device=img.device).div(blur_sigma).square().neg().exp2()
-            img = upfirdn2d.filter2d(img, f / f.sum())
-        if self.augment_pipe is not None:
-            img = self.augment_pipe(img, generator=generator)
+        img = _gaussian_blur(img, blur_sigma)
+        augment = self.augment_pipe
+        if augment is not None:
+            img = augment(img, generator=generator)
         return self.D(img, c, update_emas=update_emas)
 
     #------------------------------------------------------------------------
@@ -110,23 +115,25 @@ class StyleGAN2Loss(Loss):
         """
         if phase not in PHASES:
             raise ValueError(f'StyleGAN2Loss: unknown phase {phase!r}; expected one of {PHASES}')
+        parts = set(_PHASE_PARTS[phase])
         if self.pl_weight == 0:
-            phase = {'Greg': 'none', 'Gboth': 'Gmain'}.get(phase, phase)
+            parts.discard('G_pl')
         if self.r1_gamma == 0:
-            phase = {'Dreg': 'none', 'Dboth': 'Dmain'}.get(phase, phase)
+            parts.discard('D_r1')
         blur_sigma = self.blur_sigma(cur_nimg)
         terms = dnnlib.EasyDict()
         real_logits = None
-        if phase in ('Gmain', 'Gboth'):
+        if 'G_adv' in parts:
             terms.Gmain = self._G_main(gen_z, gen_c, blur_sigma, generator).mul(gain)
-        if phase in ('Greg', 'Gboth'):
+        if 'G_pl' in parts:
             terms.Gpl = self._G_pl(gen_z, gen_c, generator).mul(gain)
         loss_Dgen = None
-        if phase in ('Dmain', 'Dboth'):
+        if 'D_adv' in parts:
             loss_Dgen = self._D_gen(gen_z, gen_c, blur_sigma, generator)        # [N]
             terms.Dgen = loss_Dgen.mean().mul(gain)
-        if phase in ('Dmain', 'Dreg', 'Dboth'):
-            real_terms, real_logits, loss_Dreal = self._D_real(phase, real_img, real_c, blur_sigma, generator)
+        if parts & {'D_adv', 'D_r1'}:
+            real_terms, real_logits, loss_Dreal = self._D_real('D_adv' in parts, 'D_r1' in parts,
+                                                               real_img, real_c, blur_sigma, generator)
             for name, value in real_terms.items():
                 terms[name] = value.mul(gain)
             if loss_Dgen is not None and loss_Dreal is not None and loss_Dgen.shape == loss_Dreal.shape:
@@ -137,21 +144,20 @@ class StyleGAN2Loss(Loss):
         # Non-saturating logistic loss: minimise softplus(-D(G(z))).
         gen_img, _gen_ws = self.run_G(gen_z, gen_c, generator=generator)
         gen_logits = self.run_D(gen_img, gen_c, blur_sigma=blur_sigma, generator=generator)
-        training_stats.report('Loss/scores/fake', gen_logits)
-        training_stats.report('Loss/signs/fake', gen_logits.sign())
+        _report_logits('fake', gen_logits)
         loss = torch.nn.functional.softplus(-gen_logits)
         training_stats.report('Loss/G/loss', loss)
         return loss.mean()
 
     def _G_pl(self, gen_z, gen_c, generator):
         # Path-length regularisation: the Jacobian-vector norm |J_w^T y| should stay near its running mean.
-        from torch_utils.ops import conv2d_gradfix
+        from torch_utils.ops.conv2d_gradfix import no_weight_gradients
         batch = max(gen_z.shape[0] // self.pl_batch_shrink, 1)
         gen_img, gen_ws = self.run_G(gen_z[:batch], gen_c[:batch], generator=generator)
         noise = torch.randn(gen_img.shape, generator=generator, device=_gen_device(generator)).to(gen_img.device, gen_img.dtype)
         noise = noise / np.sqrt(gen_img.shape[2] * gen_img.shape[3])
-        with conv2d_gradfix.no_weight_gradients(self.pl_no_weight_grad):
-            pl_grads = torch.autograd.grad(outputs=[(gen_img * noise).sum()], inputs=[gen_ws], create_graph=True, only_inputs=True)[0]
+        with no_weight_gradients(self.pl_no_weight_grad):
+            (pl_grads,) = torch.autograd.grad((gen_img * noise).sum(), gen_ws, create_graph=True)   # [N, num_ws, w_dim]
         pl_lengths = pl_grads.square().sum(2).mean(1).sqrt()                 # [N]
         batch_mean = distributed.all_reduce_mean_(pl_lengths.mean().detach().clone())
         self.pl_mean = self.pl_mean.lerp(batch_mean, self.pl_decay).detach()
@@ -164,37 +170,48 @@ class StyleGAN2Loss(Loss):
         # Push D(G(z)) down. G runs with update_emas=True so its running averages track training.
         gen_img, _gen_ws = self.run_G(gen_z, gen_c, update_emas=True, generator=generator)
         gen_logits = self.run_D(gen_img.detach(), gen_c, blur_sigma=blur_sigma, update_emas=True, generator=generator)
-        training_stats.report('Loss/scores/fake', gen_logits)
-        training_stats.report('Loss/signs/fake', gen_logits.sign())
+        _report_logits('fake', gen_logits)
         return torch.nn.functional.softplus(gen_logits).flatten()
 
-    def _D_real(self, phase, real_img, real_c, blur_sigma, generator):
+    def _D_real(self, do_main, do_r1, real_img, real_c, blur_sigma, generator):
         # One D pass on reals serves both the main term and R1 (gradient w.r.t. the unblurred, unaugmented x).
-        from torch_utils.ops import conv2d_gradfix
-        do_main = phase in ('Dmain', 'Dboth')
-        do_r1 = phase in ('Dreg', 'Dboth')
-        real_img_tmp = real_img.detach().requires_grad_(do_r1)
-        real_logits = self.run_D(real_img_tmp, real_c, blur_sigma=blur_sigma, generator=generator)
-        training_stats.report('Loss/scores/real', real_logits)
-        training_stats.report('Loss/signs/real', real_logits.sign())
+        from torch_utils.ops.conv2d_gradfix import no_weight_gradients
+        x = real_img.detach().requires_grad_(do_r1)
+        real_logits = self.run_D(x, real_c, blur_sigma=blur_sigma, generator=generator)
+        _report_logits('real', real_logits)
         terms = dnnlib.EasyDict()
         loss_Dreal = None
         if do_main:
             loss_Dreal = torch.nn.functional.softplus(-real_logits).flatten()  # [N]
             terms.Dreal = loss_Dreal.mean()
         if do_r1:
-            with conv2d_gradfix.no_weight_gradients():
-                r1_grads = torch.autograd.grad(outputs=[real_logits.sum()], inputs=[real_img_tmp], create_graph=True, only_inputs=True)[0]
-            r1_penalty = r1_grads.square().sum([1, 2, 3])                    # [N]
-            training_stats.report('Loss/r1_penalty', r1_penalty)
-            loss_Dr1 = r1_penalty * (self.r1_gamma / 2)
-            training_stats.report('Loss/D/reg', loss_Dr1)
-            terms.Dr1 = loss_Dr1.mean()
+            with no_weight_gradients():
+                (dx,) = torch.autograd.grad(real_logits.sum(), x, create_graph=True)  # [N, C, H, W]
+            penalty = dx.square().sum([1, 2, 3])                               # [N]
+            training_stats.report('Loss/r1_penalty', penalty)
+            weighted = penalty * (0.5 * self.r1_gamma)
+            training_stats.report('Loss/D/reg', weighted)
+            terms.Dr1 = weighted.mean()
         return terms, real_logits.detach(), loss_Dreal
 
 #----------------------------------------------------------------------------
 
 def _gen_device(generator):
     return generator.device if generator is not None else torch.device('cpu')
+
+def _report_logits(kind, logits):
+    # D's raw outputs and their signs; ADA reads the mean sign on reals ('Loss/signs/real').
+    for stat, value in (('scores', logits), ('signs', logits.sign())):
+        training_stats.report(f'Loss/{stat}/{kind}', value)
+
+def _gaussian_blur(img, sigma):
+    # Separable Gaussian exp(-x^2 / (2 s^2)) with s = sigma / sqrt(2 ln 2), written with base 2 as
+    # 2^(-(x/sigma)^2), truncated at 3 sigma and normalised to unit sum. sigma < 1/3 is a no-op.
+    radius = int(np.floor(sigma * 3))
+    if radius <= 0:
+        return img
+    from torch_utils.ops.upfirdn2d import filter2d
+    taps = torch.exp2(-(torch.arange(-radius, radius + 1, device=img.device) / sigma).square())   # [2 * radius + 1]
+    return filter2d(img, taps / taps.sum())
 
 #----------------------------------------------------------------------------
