@@ -9,7 +9,7 @@ import time
 
 import dnnlib
 from metrics import bootstrap
-from metrics import metric_utils
+from metrics.metric_utils import MetricError, MetricOptions
 
 #----------------------------------------------------------------------------
 # Registry. Exact names map to functions; families are regular expressions whose groups set the sizes,
@@ -19,7 +19,8 @@ _metric_dict = dict()   # name -> fn(opts)
 _metric_families = []   # (compiled regex, fn(opts, match), example names)
 
 def register_metric(fn):
-    _metric_dict[fn.__name__] = fn
+    """Decorator: register fn(opts) -> results dict under the function's own name."""
+    _metric_dict.update({fn.__name__: fn})
     return fn
 
 def register_family(pattern, examples):
@@ -68,34 +69,35 @@ def calc_metric(metric, **kwargs):
     """
     run = _resolve(metric)
     if run is None:
-        raise metric_utils.MetricError(f'unknown metric "{metric}"; valid: {", ".join(list_valid_metrics())}')
-    opts = metric_utils.MetricOptions(**kwargs)
-    start = time.time()
-    results = run(opts)
-    total_time = time.time() - start
-    return dnnlib.EasyDict(
-        results         = dnnlib.EasyDict(results),
-        metric          = metric,
-        total_time      = total_time,
-        total_time_str  = dnnlib.format_time(total_time),
-        num_gpus        = opts.num_gpus,
-    )
+        raise MetricError(f'unknown metric "{metric}"; valid: {", ".join(list_valid_metrics())}')
+    options = MetricOptions(**kwargs)
+    t0 = time.time()
+    values = dnnlib.EasyDict(run(options))
+    elapsed = time.time() - t0
+    # Key order is part of the jsonl format: results, metric, total_time, total_time_str, num_gpus.
+    return dnnlib.EasyDict([('results', values), ('metric', metric), ('total_time', elapsed),
+                            ('total_time_str', dnnlib.format_time(elapsed)), ('num_gpus', options.num_gpus)])
 
 def report_metric(result_dict, run_dir=None, snapshot_pkl=None):
     """Print one JSON line and append it to <run_dir>/metric-<metric>.jsonl when run_dir is given.
 
     Returns the line. Key order: results, metric, total_time, total_time_str, num_gpus, snapshot_pkl, timestamp.
     """
-    metric = result_dict['metric']
-    assert is_valid_metric(metric)
-    if run_dir is not None and snapshot_pkl is not None:
-        snapshot_pkl = os.path.relpath(snapshot_pkl, run_dir)
-    line = json.dumps(dict(result_dict, snapshot_pkl=snapshot_pkl, timestamp=time.time()))
+    name = result_dict['metric']
+    if not is_valid_metric(name):
+        raise MetricError(f'report_metric: unknown metric "{name}"')
+    # Inside a run directory the snapshot is recorded relative to it, so runs can be moved.
+    pkl = snapshot_pkl if (snapshot_pkl is None or run_dir is None) else os.path.relpath(snapshot_pkl, run_dir)
+    line = json.dumps({**result_dict, 'snapshot_pkl': pkl, 'timestamp': time.time()})
     print(line)
     if run_dir is not None and os.path.isdir(run_dir):
-        with open(os.path.join(run_dir, f'metric-{metric}.jsonl'), 'at') as f:
-            f.write(line + '\n')
+        _append_line(os.path.join(run_dir, f'metric-{name}.jsonl'), line)
     return line
+
+def _append_line(path, line):
+    # One write call per record keeps concurrent readers (report.py, a plotting notebook) from seeing half lines.
+    with open(path, 'a', encoding='utf-8') as log:
+        log.write(f'{line}\n')
 
 #----------------------------------------------------------------------------
 # FID and KID families, with optional bootstrap intervals.

@@ -4,7 +4,7 @@
 import numpy as np
 import torch
 
-from metrics import metric_utils
+from metrics.metric_utils import MetricError, compute_feature_stats_for_dataset, compute_feature_stats_for_generator
 
 #----------------------------------------------------------------------------
 
@@ -24,7 +24,7 @@ def _manifold_radii(manifold, nhood_size, row_batch_size, col_batch_size):
 def coverage_fraction(manifold, probes, nhood_size=3, row_batch_size=10000, col_batch_size=10000):
     """Fraction of `probes` lying inside at least one k-NN ball of `manifold` (both [N, d] float16 tensors)."""
     if manifold.shape[0] <= nhood_size:
-        raise metric_utils.MetricError(f'precision/recall needs more than nhood_size={nhood_size} images per set, got {manifold.shape[0]}')
+        raise MetricError(f'precision/recall needs more than nhood_size={nhood_size} images per set, got {manifold.shape[0]}')
     radii = _manifold_radii(manifold, nhood_size, row_batch_size, col_batch_size)
     inside = []
     for lo in range(0, probes.shape[0], row_batch_size):
@@ -46,13 +46,11 @@ def pr_from_features(feat_real, feat_gen, nhood_size=3, row_batch_size=10000, co
 
 def compute_pr(opts, max_real, num_gen, nhood_size, row_batch_size, col_batch_size, detector_name='vgg16'):
     detector = opts.get_detector(detector_name)
-    detector_kwargs = dict(return_features=True)
-    real = metric_utils.compute_feature_stats_for_dataset(opts, detector, detector_kwargs,
-        max_items=max_real, capture_all=True).get_all()
-    gen = metric_utils.compute_feature_stats_for_generator(opts, detector, detector_kwargs,
-        num_gen=num_gen, capture_all=True).get_all()
-    if opts.rank != 0:
-        return float('nan'), float('nan')
-    return pr_from_features(real, gen, nhood_size, row_batch_size, col_batch_size, device=opts.device)
+    as_features = {'return_features': True} # fc-layer embeddings rather than class scores.
+    real = compute_feature_stats_for_dataset(opts, detector, as_features, max_items=max_real, capture_all=True)
+    gen = compute_feature_stats_for_generator(opts, detector, as_features, num_gen=num_gen, capture_all=True)
+    if opts.rank == 0:
+        return pr_from_features(real.get_all(), gen.get_all(), nhood_size, row_batch_size, col_batch_size, device=opts.device)
+    return (np.nan, np.nan) # Only rank 0 holds all features.
 
 #----------------------------------------------------------------------------
