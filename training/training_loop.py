@@ -63,8 +63,7 @@ def build_networks(training_set, G_kwargs, D_kwargs, device):
         merged = {**kwargs, **common}
         nets.append(dnnlib.construct_class_by_name(**merged).train().requires_grad_(False).to(device))
     G, D = nets
-    G_ema = copy.deepcopy(G).eval()
-    return G, D, G_ema
+    return G, D, copy.deepcopy(G).eval() # G_ema starts as an exact copy of G, in eval mode.
 
 def build_augment_pipe(augment_kwargs, augment_p, device):
     if augment_kwargs is None:
@@ -81,7 +80,7 @@ def build_phases(G, D, G_opt_kwargs, D_opt_kwargs, G_reg_interval, D_reg_interva
     """
     phases = []
     for name, module, opt_kwargs, reg_interval in (('G', G, G_opt_kwargs, G_reg_interval), ('D', D, D_opt_kwargs, D_reg_interval)):
-        opt_kwargs = dnnlib.EasyDict(opt_kwargs)
+        opt_kwargs = dnnlib.EasyDict(**opt_kwargs)
         if reg_interval is None:
             opt = dnnlib.construct_class_by_name(module.parameters(), **_adam_kwargs(opt_kwargs))
             phases.append(dnnlib.EasyDict(name=name + 'both', module=module, opt=opt, interval=1))
@@ -127,8 +126,9 @@ def run_phase(phase, loss, real_img, real_c, gen_z, gen_c, batch_gpu, cur_nimg, 
     Gradients are the mean over the whole batch: each micro-batch's loss is divided by the number of
     micro-batches, and gradients are averaged across ranks. Returns {term: float} (micro-batch means).
     """
-    phase.module.requires_grad_(True)
-    phase.opt.zero_grad(set_to_none=True)
+    module, opt = phase.module, phase.opt
+    module.requires_grad_(True) # Only this phase's network collects gradients.
+    opt.zero_grad(set_to_none=True)
     rounds = list(zip(real_img.split(batch_gpu), real_c.split(batch_gpu), gen_z.split(batch_gpu), gen_c.split(batch_gpu)))
     totals = dict()
     for r_img, r_c, g_z, g_c in rounds:
@@ -143,11 +143,11 @@ def run_phase(phase, loss, real_img, real_c, gen_z, gen_c, batch_gpu, cur_nimg, 
             totals[name] = totals.get(name, 0.0) + float(value.detach()) / phase.interval / len(rounds)
         if ada is not None and out.real_logits is not None and phase.name in ('Dmain', 'Dboth'):
             ada.accumulate(out.real_logits)
-    phase.module.requires_grad_(False)
+    module.requires_grad_(False)
     if totals:
-        reduce_gradients(phase.module)
-        phase.opt.step()
-        _check_finite_weights(phase.name, cur_nimg, phase.module)
+        reduce_gradients(module)
+        opt.step()
+        _check_finite_weights(phase.name, cur_nimg, module)
     return totals
 
 def reduce_gradients(module):
@@ -174,14 +174,13 @@ def sync_running_averages(modules):
 @torch.no_grad()
 def update_ema(G, G_ema, cur_nimg, batch_size, ema_kimg, ema_rampup):
     """G_ema <- G + beta * (G_ema - G), beta = 0.5 ** (batch / ema_nimg); buffers are copied. Returns beta."""
-    ema_nimg = ema_kimg * 1000
-    if ema_rampup is not None:
-        ema_nimg = min(ema_nimg, cur_nimg * ema_rampup)
-    beta = 0.5 ** (batch_size / max(ema_nimg, 1e-8))
-    for p_ema, p in zip(G_ema.parameters(), G.parameters()):
-        p_ema.copy_(p.detach().lerp(p_ema, beta))
-    for b_ema, b in zip(G_ema.buffers(), G.buffers()):
-        b_ema.copy_(b)
+    # Early on (ramp-up) the half-life is capped at a fraction of the images seen so far.
+    half_life = ema_kimg * 1000 if ema_rampup is None else min(ema_kimg * 1000, cur_nimg * ema_rampup)
+    beta = 0.5 ** (batch_size / max(half_life, 1e-8))
+    for avg, live in zip(G_ema.parameters(), G.parameters()):
+        avg.copy_(live.detach().lerp(avg, beta))
+    for avg, live in zip(G_ema.buffers(), G.buffers()):
+        avg.copy_(live)
     return beta
 
 def _check_finite_loss(phase_name, cur_nimg, terms):
@@ -207,21 +206,14 @@ def setup_snapshot_image_grid(training_set, random_seed=0, grid_size=None, devic
 
     Returns (gw, gh), images uint8 [gw*gh, C, H, W], labels float [gw*gh, c_dim].
     """
-    if grid_size is None:
-        gw = np.clip(7680 // training_set.image_shape[2], 7, 32)
-        gh = np.clip(4320 // training_set.image_shape[1], 4, 32)
-        if torch.device(device).type != 'cuda': # Fakes are generated on every snapshot; keep CPU grids small.
-            gw, gh = min(gw, 8), min(gh, 4)
-    else:
-        gw, gh = grid_size
+    gw, gh = grid_size if grid_size is not None else _default_grid_size(training_set, device)
     gw, gh = int(gw), int(gh)
-    rnd = np.random.RandomState(random_seed)
+    perm_rng = np.random.RandomState(random_seed)
     n = len(training_set)
-    if not training_set.has_labels:
-        indices = [int(i) for i in rnd.permutation(max(n, gw * gh))[:gw * gh] % n]
-    else:
+    if training_set.has_labels:
+        # Group the shuffled items by label; row y shows label number y (cycling), filled from its group.
         groups = dict()
-        for idx in rnd.permutation(n):
+        for idx in perm_rng.permutation(n):
             key = tuple(np.asarray(training_set.get_label(idx)).flatten().tolist())
             groups.setdefault(key, []).append(int(idx))
         keys = sorted(groups)
@@ -229,14 +221,23 @@ def setup_snapshot_image_grid(training_set, random_seed=0, grid_size=None, devic
         for y in range(gh):
             group = groups[keys[y % len(keys)]]
             indices += [group[x % len(group)] for x in range(gw)]
+    else:
+        indices = [int(i) for i in perm_rng.permutation(max(n, gw * gh))[:gw * gh] % n]
     images, labels = zip(*[training_set[i] for i in indices])
     return (gw, gh), np.stack(images), np.stack(labels).astype(np.float32)
+
+def _default_grid_size(training_set, device):
+    # Fill roughly a 7680 x 4320 canvas, with 7..32 columns and 4..32 rows.
+    _C, H, W = training_set.image_shape
+    cols, rows = min(max(7680 // W, 7), 32), min(max(4320 // H, 4), 32)
+    if torch.device(device).type != 'cuda': # Fakes are generated on every snapshot; keep CPU grids small.
+        cols, rows = min(cols, 8), min(rows, 4)
+    return cols, rows
 
 def save_image_grid(img, path, drange, grid_size):
     """Write a [N, C, H, W] array (values in drange) as one PNG grid, atomically."""
     lo, hi = drange
-    img = np.asarray(img, dtype=np.float32)
-    img = np.rint((img - lo) * (255 / (hi - lo))).clip(0, 255).astype(np.uint8)
+    img = np.rint((np.asarray(img, dtype=np.float32) - lo) * (255 / (hi - lo))).clip(0, 255).astype(np.uint8)
     gw, gh = grid_size
     _N, C, H, W = img.shape
     img = img.reshape(gh, gw, C, H, W).transpose(0, 3, 1, 4, 2).reshape(gh * H, gw * W, C)
@@ -252,13 +253,15 @@ def generate_grid(G_ema, grid_z, grid_c, batch):
 # Snapshots and training state.
 
 def write_network_snapshot(path, G, D, G_ema, augment_pipe, training_set_kwargs):
-    from torch_utils import persistence
+    from torch_utils.persistence import save_network_pkl
     data = dict(training_set_kwargs=dict(training_set_kwargs))
     for name, module in (('G', G), ('D', D), ('G_ema', G_ema), ('augment_pipe', augment_pipe)):
-        if module is not None:
-            module = copy.deepcopy(module).eval().requires_grad_(False).cpu()
-        data[name] = module
-    persistence.save_network_pkl(path, data)
+        data[name] = None if module is None else _frozen_cpu_copy(module)
+    save_network_pkl(path, data)
+
+def _frozen_cpu_copy(module):
+    # The pickle holds inference-ready copies; the live modules keep training on their device.
+    return copy.deepcopy(module).eval().requires_grad_(False).cpu()
 
 def collect_state(options, nets, phases, ada, loss, progress, generators):
     """Everything needed to continue: state dicts, optimisers, ADA, loss state, counters, RNGs, options."""
@@ -298,10 +301,10 @@ def _cpu_state(module):
     return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
 
 def load_resume_pkl(resume_pkl, G, D, G_ema, log):
-    from torch_utils import persistence
+    from torch_utils.persistence import load_network_pkl
     log(f'Resuming from "{resume_pkl}"')
     with dnnlib.open_url(resume_pkl) as f:
-        data = persistence.load_network_pkl(f)
+        data = load_network_pkl(f)
     for name, module in (('G', G), ('D', D), ('G_ema', G_ema)):
         if data.get(name) is None:
             log(f'Resume: the pickle has no {name}; it keeps its fresh initialisation')
@@ -420,8 +423,8 @@ class _BackendFlags:
                        torch.backends.cudnn.allow_tf32, torch.are_deterministic_algorithms_enabled())
         if self.device.type == 'cuda':
             torch.backends.cudnn.benchmark = bool(self.cudnn_benchmark) and not self.deterministic
-            torch.backends.cuda.matmul.allow_tf32 = False # Full fp32 precision, as the published results.
-            torch.backends.cudnn.allow_tf32 = False
+            # TF32 off for matmuls and convolutions alike: full fp32 precision, as the published results.
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
         if self.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
         return self
@@ -435,7 +438,7 @@ class _BackendFlags:
 #----------------------------------------------------------------------------
 
 def training_loop(
-    run_dir                 = '.',      # Output directory.
+    run_dir                 = '.',      # Run directory: snapshots, logs, stats.jsonl.
     training_set_kwargs     = None,     # Options for the training set (class_name, path, ...).
     data_loader_kwargs      = None,     # Options for torch.utils.data.DataLoader.
     G_kwargs                = None,     # Options for the generator network.
@@ -445,7 +448,7 @@ def training_loop(
     augment_kwargs          = None,     # Options for the augmentation pipeline; None: no augmentation.
     loss_kwargs             = None,     # Options for the loss.
     metrics                 = None,     # Metric names evaluated at network snapshots.
-    random_seed             = 0,        # Global random seed.
+    random_seed             = 0,        # Seed of weights, latents, augmentation and data order (offset per rank).
     num_gpus                = 1,        # Number of processes taking part.
     rank                    = 0,        # This process's rank in [0, num_gpus).
     batch_size              = 4,        # Total batch over all processes.
@@ -579,7 +582,7 @@ def _run(s, interrupt, log_sink):
     c, progress, log = s.c, s.progress, log_sink.log
     stats = training_stats.Collector(regex='.*')
     start_time = tick_start_time = time.time()
-    maintenance_time = 0.0
+    maintenance_time = 0.0 # Seconds between ticks spent on snapshots, metrics and state (not training).
     tick_terms = dict()
     result = dnnlib.EasyDict(snapshot_pkl=None, state_path=None, interrupted=False)
     log(f'Training for {c.total_kimg} kimg...')
@@ -630,8 +633,8 @@ def _run(s, interrupt, log_sink):
         tick_terms = dict()
         if network_snapshot:
             result.state_path = _write_state(s, log)
-        tick_start_time = time.time()
-        maintenance_time = tick_start_time - tick_end_time
+        now = time.time() # Everything since the end of the tick (snapshots, metrics, state) is maintenance.
+        maintenance_time, tick_start_time = now - tick_end_time, now
         if done:
             break
     log('Exiting...' if result.interrupted else 'Done.')
@@ -651,11 +654,11 @@ def _evaluate_metrics(s, snapshot_pkl, log):
     c = s.c
     if not c.metrics:
         return
-    from metrics import metric_main
+    from metrics.metric_main import calc_metric, report_metric
     for metric in c.metrics:
-        result = metric_main.calc_metric(metric=metric, G=s.G_ema, dataset_kwargs=c.training_set_kwargs,
-                                         num_gpus=c.num_gpus, rank=c.rank, device=s.device)
+        result = calc_metric(metric=metric, G=s.G_ema, dataset_kwargs=c.training_set_kwargs,
+                             num_gpus=c.num_gpus, rank=c.rank, device=s.device)
         if c.rank == 0:
-            metric_main.report_metric(result, run_dir=c.run_dir, snapshot_pkl=snapshot_pkl)
+            report_metric(result, run_dir=c.run_dir, snapshot_pkl=snapshot_pkl)
 
 #----------------------------------------------------------------------------
