@@ -448,7 +448,7 @@ def training_loop(
     augment_kwargs          = None,     # Options for the augmentation pipeline; None: no augmentation.
     loss_kwargs             = None,     # Options for the loss.
     metrics                 = None,     # Metric names evaluated at network snapshots.
-    random_seed             = 0,        # Seed of weights, latents, augmentation and data order (offset per rank).
+    random_seed             = 0,        # Seed of weights, latents, augmentation and data order.
     num_gpus                = 1,        # Number of processes taking part.
     rank                    = 0,        # This process's rank in [0, num_gpus).
     batch_size              = 4,        # Total batch over all processes.
