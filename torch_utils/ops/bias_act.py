@@ -22,17 +22,25 @@ import dnnlib
 _SELU_SCALE = 1.0507009873554805
 _SELU_ALPHA = 1.6732632423543772
 
-activation_funcs = {
-    'linear':   dnnlib.EasyDict(func=lambda x, **_: x,                                       def_alpha=0,   def_gain=1,          cuda_idx=1, ref='',  has_2nd_grad=False),
-    'relu':     dnnlib.EasyDict(func=lambda x, **_: torch.nn.functional.relu(x),             def_alpha=0,   def_gain=np.sqrt(2), cuda_idx=2, ref='y', has_2nd_grad=False),
-    'lrelu':    dnnlib.EasyDict(func=lambda x, alpha, **_: torch.nn.functional.leaky_relu(x, alpha), def_alpha=0.2, def_gain=np.sqrt(2), cuda_idx=3, ref='y', has_2nd_grad=False),
-    'tanh':     dnnlib.EasyDict(func=lambda x, **_: torch.tanh(x),                           def_alpha=0,   def_gain=1,          cuda_idx=4, ref='y', has_2nd_grad=True),
-    'sigmoid':  dnnlib.EasyDict(func=lambda x, **_: torch.sigmoid(x),                        def_alpha=0,   def_gain=1,          cuda_idx=5, ref='y', has_2nd_grad=True),
-    'elu':      dnnlib.EasyDict(func=lambda x, **_: torch.nn.functional.elu(x),              def_alpha=0,   def_gain=1,          cuda_idx=6, ref='y', has_2nd_grad=True),
-    'selu':     dnnlib.EasyDict(func=lambda x, **_: torch.nn.functional.selu(x),             def_alpha=0,   def_gain=1,          cuda_idx=7, ref='y', has_2nd_grad=True),
-    'softplus': dnnlib.EasyDict(func=lambda x, **_: torch.nn.functional.softplus(x),         def_alpha=0,   def_gain=1,          cuda_idx=8, ref='y', has_2nd_grad=True),
-    'swish':    dnnlib.EasyDict(func=lambda x, **_: torch.sigmoid(x) * x,                    def_alpha=0,   def_gain=np.sqrt(2), cuda_idx=9, ref='x', has_2nd_grad=True),
-}
+def _activation(cuda_idx, func, ref, has_2nd_grad, def_gain=1, def_alpha=0):
+    # One table entry. cuda_idx is the activation's number in the kernels (docs/kernels.md).
+    return dnnlib.EasyDict(cuda_idx=cuda_idx, func=func, ref=ref, has_2nd_grad=has_2nd_grad,
+                           def_alpha=def_alpha, def_gain=def_gain)
+
+_F = torch.nn.functional
+_SQRT2 = np.sqrt(2) # Default gain of the ReLU family: keeps the signal's second moment (He et al. 2015).
+
+activation_funcs = dict(
+    linear   = _activation(1, lambda x, **_: x,                             ref='',  has_2nd_grad=False),
+    relu     = _activation(2, lambda x, **_: _F.relu(x),                    ref='y', has_2nd_grad=False, def_gain=_SQRT2),
+    lrelu    = _activation(3, lambda x, alpha, **_: _F.leaky_relu(x, alpha), ref='y', has_2nd_grad=False, def_gain=_SQRT2, def_alpha=0.2),
+    tanh     = _activation(4, lambda x, **_: torch.tanh(x),                 ref='y', has_2nd_grad=True),
+    sigmoid  = _activation(5, lambda x, **_: torch.sigmoid(x),              ref='y', has_2nd_grad=True),
+    elu      = _activation(6, lambda x, **_: _F.elu(x),                     ref='y', has_2nd_grad=True),
+    selu     = _activation(7, lambda x, **_: _F.selu(x),                    ref='y', has_2nd_grad=True),
+    softplus = _activation(8, lambda x, **_: _F.softplus(x),                ref='y', has_2nd_grad=True),
+    swish    = _activation(9, lambda x, **_: x * torch.sigmoid(x),          ref='x', has_2nd_grad=True, def_gain=_SQRT2),
+)
 
 _act_by_idx = {spec.cuda_idx: name for name, spec in activation_funcs.items()}
 
@@ -80,14 +88,18 @@ def _check_args(x, b, dim, act, alpha, gain, clamp, impl):
         if not b.is_floating_point():
             raise ValueError(f'bias_act: b must be floating point, got {b.dtype}')
     spec = activation_funcs[act]
-    alpha = float(alpha if alpha is not None else spec.def_alpha)
-    gain = float(gain if gain is not None else spec.def_gain)
+    alpha = float(spec.def_alpha if alpha is None else alpha)
+    gain = float(spec.def_gain if gain is None else gain)
     if not np.isfinite(alpha) or not np.isfinite(gain):
         raise ValueError(f'bias_act: alpha and gain must be finite, got alpha={alpha}, gain={gain}')
     if clamp is not None and not float(clamp) >= 0:
         raise ValueError(f'bias_act: clamp must be None or >= 0, got {clamp}')
     clamp = float(clamp if clamp is not None else -1) # The kernels' convention: negative = no clamp.
     return spec, alpha, gain, clamp
+
+def _sum_except(t, dim):
+    # Reduce over every axis but `dim`: the bias gradient.
+    return t.sum(dim=tuple(d for d in range(t.ndim) if d != dim))
 
 def _bias_shape(b, ndim, dim):
     return b.reshape([-1 if i == dim else 1 for i in range(ndim)])
@@ -210,7 +222,7 @@ def _select_kernel(x, dim, spec, alpha, gain, clamp):
         return ref_kernel
     return cuda_kernels.select_kernel('bias_act', config, ref_kernel, x.device, x.dtype)
 
-@functools.lru_cache(maxsize=None)
+@functools.cache # One Function class per static configuration (and kernel object).
 def _bias_act_function(dim, act, alpha, gain, clamp, kernel):
     spec = activation_funcs[act]
     idx = spec.cuda_idx
@@ -230,7 +242,7 @@ def _bias_act_function(dim, act, alpha, gain, clamp, kernel):
 
     class BiasActFunction(torch.autograd.Function):
         @staticmethod
-        def forward(ctx, x, b): # pylint: disable=arguments-differ
+        def forward(ctx, x, b):
             x = x.contiguous()
             bb = b.contiguous().to(x.dtype) if b is not None else empty(x)
             y = kernel.bias_act(x, bb, empty(x), empty(x), empty(x), 0, dim, idx, alpha, gain, clamp)
@@ -243,34 +255,35 @@ def _bias_act_function(dim, act, alpha, gain, clamp, kernel):
             return y
 
         @staticmethod
-        def backward(ctx, dy): # pylint: disable=arguments-differ
+        def backward(ctx, dy):
             x, b, s, y = ctx.saved_tensors
             dx = BiasActGrad.apply(dy.contiguous(), x, b, s, y)
             db = None
             if ctx.has_bias and ctx.needs_input_grad[1]:
-                db = dx.sum([i for i in range(dx.ndim) if i != dim])
+                db = _sum_except(dx, dim)
             return dx, db
 
     class BiasActGrad(torch.autograd.Function):
         # dx = dy * gain * act'(s), zero where clamped. x and b are inputs only so that the second
         # derivative (grad mode 2) is routed to them; s and y are the saved reference tensors.
         @staticmethod
-        def forward(ctx, dy, x, b, s, y): # pylint: disable=arguments-differ
+        def forward(ctx, dy, x, b, s, y):
             dx = kernel.bias_act(dy, empty(dy), s, y, empty(dy), 1, dim, idx, alpha, gain, clamp)
             ctx.save_for_backward(dy if spec.has_2nd_grad else empty(dy), x, b, s, y)
             return dx
 
         @staticmethod
-        def backward(ctx, d_dx): # pylint: disable=arguments-differ
+        def backward(ctx, d_dx):
             dy, x, b, s, y = ctx.saved_tensors
             d_dx = d_dx.contiguous()
             d_dy = d_x = d_b = None
             if ctx.needs_input_grad[0]:
                 d_dy = BiasActGrad.apply(d_dx, x, b, s, y)
-            if spec.has_2nd_grad and (ctx.needs_input_grad[1] or ctx.needs_input_grad[2]):
+            wants_x_or_b = any(ctx.needs_input_grad[1:3])
+            if spec.has_2nd_grad and wants_x_or_b: # Piecewise-linear activations have no second derivative.
                 d_x = kernel.bias_act(d_dx, empty(d_dx), s, y, dy, 2, dim, idx, alpha, gain, clamp)
                 if b.numel() and ctx.needs_input_grad[2]:
-                    d_b = d_x.sum([i for i in range(d_x.ndim) if i != dim])
+                    d_b = _sum_except(d_x, dim)
             return d_dy, d_x, d_b, None, None
 
     return BiasActFunction
