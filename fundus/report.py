@@ -395,7 +395,7 @@ h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { border-bottom: 2px solid #c4
 .missing { color: #8a6d3b; background: #fcf8e3; border: 1px solid #f0e0a0; padding: 0.5em 1em; display: inline-block; }
 table { border-collapse: collapse; margin: 0.6em 0; } td, th { border: 1px solid #ccd; padding: 0.35em 0.7em; vertical-align: top; }
 th { background: #eef1f4; text-align: left; } td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-img { max-width: 100%; image-rendering: auto; } .grade { margin: 0.4em 0 1em 0; } .grade b { display: inline-block; width: 4em; }
+img { max-width: 100%; image-rendering: auto; } .grade { margin: 0.4em 0 0.8em 0; display: flex; align-items: center; } .grade b { flex: 0 0 3.5em; }
 .pair { display: flex; gap: 1.5em; flex-wrap: wrap; } .pair > div { flex: 1 1 500px; }
 nav a { margin-right: 1em; } code, pre { background: #f3f3f3; } pre { padding: 0.6em; overflow-x: auto; font-size: 0.85em; }
 """
@@ -425,7 +425,7 @@ def summary_section(run):
     G_kwargs = opts.get('G_kwargs') or {}
     last = run.stats[-1] if run.stats else {}
     kimg = (last.get('Progress/kimg') or {}).get('mean')
-    seconds = (last.get('Timing/total_sec') or {}).get('mean')
+    seconds = training_seconds(run.stats)
     items = [
         ('Model', _model_name(opts)),
         ('Training data', f'{os.path.basename(str(data.get("path", "?")))} ({data.get("max_size", "?")} images, '
@@ -444,6 +444,19 @@ def summary_section(run):
                     'training went, what the images look like next to real ones, and the numbers that say how '
                     'realistic, how varied and how novel they are. Each number comes with a short explanation.'))
     return section('summary', 'Summary', body)
+
+def training_seconds(stats):
+    """Wall time of training: Timing/total_sec when logged, else the time between the first and the last
+    stats line plus the first tick's duration."""
+    if not stats:
+        return None
+    total = (stats[-1].get('Timing/total_sec') or {}).get('mean')
+    if total is not None:
+        return total
+    first, last = stats[0], stats[-1]
+    if not isinstance(first.get('timestamp'), (int, float)) or not isinstance(last.get('timestamp'), (int, float)):
+        return None
+    return last['timestamp'] - first['timestamp'] + (first.get('Timing/sec_per_tick') or {}).get('mean', 0.0)
 
 def _model_name(opts):
     cls = str((opts.get('G_kwargs') or {}).get('class_name', ''))

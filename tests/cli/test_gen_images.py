@@ -69,6 +69,7 @@ def test_images_equal_upstream_recipe_and_file_names(snapshots, tmp_path):
     result = run_cli([f'--network={snapshots["sg3"]}', '--seeds=0-2,7', f'--outdir={tmp_path}', '--batch=3', '--device=cpu'])
     assert result.exit_code == 0, result.output
     assert sorted(os.listdir(tmp_path)) == [f'seed{s:04d}.png' for s in seeds]
+    assert f'Wrote 4 images to {tmp_path}' in result.output
     for got, want in zip(read_pngs(tmp_path, seeds), reference_images(snapshots['sg3'], seeds)):
         assert got.shape == (16, 16, 3) and got.dtype == np.uint8
         assert_close_uint8(got, want)
@@ -191,6 +192,23 @@ def test_parse_range_and_shard():
     seeds = list(range(10))
     shards = [gen_images.shard(seeds, r, 3) for r in range(3)]
     assert sorted(sum(shards, [])) == seeds and shards[1] == [1, 4, 7]
+
+@pytest.mark.slow
+def test_torchrun_shards_seeds_across_ranks(snapshots, tmp_path):
+    # Two CPU ranks under torchrun (gloo): together they write every seed once, equal to a 1-process run.
+    import subprocess
+    import sys
+    outdir = tmp_path / 'ranks'
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2', '--master_port=29517',
+           os.path.join(ROOT, 'gen_images.py'), f'--network={snapshots["sg3"]}', '--seeds=0-4', f'--outdir={outdir}',
+           '--device=cpu', '--grid']
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sorted(os.listdir(outdir)) == ['grid.png'] + [f'seed{s:04d}.png' for s in range(5)]
+    for got, want in zip(read_pngs(outdir, range(5)), reference_images(snapshots['sg3'], range(5))):
+        assert_close_uint8(got, want)
+    assert proc.stdout.count('Wrote 5 images and grid.png') == 1 # printed by rank 0 only
 
 def test_help_equals_docs():
     with open(os.path.join(ROOT, 'docs', 'gen-images-help.txt')) as f:

@@ -86,6 +86,9 @@ def test_demo_images_per_grade_match_gen_images(demo_run):
 
 def test_demo_metrics_are_written_in_nvidia_format(demo_run):
     run_dir = demo_run['run_dir']
+    # The images scored are rendered once, seed i with grade i mod 5.
+    folder = os.path.join(demo_run['outdir'], 'metric-images')
+    assert sorted(os.listdir(folder)) == [f'seed{s:04d}.png' for s in range(8)]
     fid = read_metric(run_dir, 'fid8_full')
     assert fid['snapshot_pkl'] == 'network-snapshot-000000.pkl' and fid['num_gpus'] == 1
     r = fid['results']

@@ -125,6 +125,11 @@ def test_report_summary_reads_options_and_stats(tmp_path):
     options = section_html(text, 'options')
     assert 'loss_kwargs.r1_gamma' in options and '0.5' in options
 
+def test_training_time_from_timestamps_when_total_is_not_logged():
+    stats = [{'timestamp': 1000.0, 'Timing/sec_per_tick': {'num': 1, 'mean': 30.0, 'std': 0}}, {'timestamp': 1100.0}]
+    assert report.training_seconds(stats) == 130.0
+    assert report.training_seconds([]) is None
+
 def test_report_missing_pieces_are_named_not_fatal(tmp_path):
     run_dir = str(tmp_path / 'empty')
     os.makedirs(run_dir)
