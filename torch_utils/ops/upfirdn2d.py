@@ -17,7 +17,7 @@ import functools
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from torch.nn import functional as F
 
 #----------------------------------------------------------------------------
 # Argument parsing and validation.
@@ -41,11 +41,9 @@ def _parse_padding(padding, name='padding'):
     for p in padding:
         if not isinstance(p, (int, np.integer)) or isinstance(p, bool):
             raise ValueError(f'{name} entries must be integers, got {padding!r}')
-    if len(padding) == 2:
-        padx, pady = padding
-        padding = [padx, padx, pady, pady]
-    px0, px1, py0, py1 = (int(p) for p in padding)
-    return px0, px1, py0, py1
+    if len(padding) == 2: # [px, py]: the same on both sides of each axis.
+        padding = [padding[0], padding[0], padding[1], padding[1]]
+    return tuple(int(p) for p in padding)
 
 def _get_filter_size(f):
     if f is None:
@@ -100,25 +98,24 @@ def setup_filter(f, device=torch.device('cpu'), normalize=True, flip_filter=Fals
     Returns:
         float32 tensor [taps] (separable) or [fh, fw].
     """
-    if f is None:
-        f = 1
-    f = torch.as_tensor(f, dtype=torch.float32)
-    if f.ndim == 0:
-        f = f[np.newaxis]
-    if f.ndim not in (1, 2) or f.numel() == 0:
-        raise ValueError(f'setup_filter: f must be a non-empty 1-D or 2-D array, got shape {list(f.shape)}')
-    if separable is None:
-        separable = (f.ndim == 1 and f.numel() >= 8)
-    if f.ndim == 1 and not separable:
-        f = f.ger(f)
-    if separable and f.ndim != 1:
+    taps = torch.as_tensor(1 if f is None else f, dtype=torch.float32)
+    if taps.ndim == 0: # A scalar is a one-tap filter.
+        taps = taps.reshape(1)
+    if taps.ndim not in (1, 2) or taps.numel() == 0:
+        raise ValueError(f'setup_filter: f must be a non-empty 1-D or 2-D array, got shape {list(taps.shape)}')
+    if separable is None: # Long 1-D filters stay separable: two 1-D passes beat one 2-D pass.
+        separable = taps.ndim == 1 and taps.numel() >= 8
+    if not separable and taps.ndim == 1:
+        taps = torch.outer(taps, taps)
+    if separable and taps.ndim != 1:
         raise ValueError('setup_filter: separable=True needs a 1-D f')
     if normalize:
-        f = f / f.sum()
+        taps = taps / taps.sum()
     if flip_filter:
-        f = f.flip(list(range(f.ndim)))
-    f = f * (gain ** (f.ndim / 2))
-    return f.to(device=device)
+        taps = taps.flip(tuple(range(taps.ndim)))
+    # A separable filter is applied once per axis, so each pass carries sqrt(gain).
+    taps = taps * gain ** (taps.ndim / 2)
+    return taps.to(device=device)
 
 #----------------------------------------------------------------------------
 
@@ -149,13 +146,14 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1, impl='cu
     _check_impl(impl, 'upfirdn2d')
     upx, upy = _parse_scaling(up, 'up')
     downx, downy = _parse_scaling(down, 'down')
-    px0, px1, py0, py1 = _parse_padding(padding)
+    pad = _parse_padding(padding)
+    px0, px1, py0, py1 = pad
     gain = float(gain)
     fw, fh = _get_filter_size(f)
     out_w = _out_len(x.shape[3], upx, downx, px0, px1, fw)
     out_h = _out_len(x.shape[2], upy, downy, py0, py1, fh)
     if out_w < 1 or out_h < 1:
-        raise ValueError(f'upfirdn2d: padding {[px0, px1, py0, py1]} leaves an empty output ({out_h} x {out_w}) '
+        raise ValueError(f'upfirdn2d: padding {list(pad)} leaves an empty output ({out_h} x {out_w}) '
                          f'for input {list(x.shape[2:])}, up {[upx, upy]}, down {[downx, downy]}, filter {fh} x {fw}')
     if impl == 'cuda' and x.device.type == 'cuda':
         kernel = _select_kernel(x, f, upx, upy, downx, downy, px0, px1, py0, py1, flip_filter, gain)
@@ -163,16 +161,16 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1, impl='cu
         return fn.apply(x, _as_kernel_filter(f, x))
     return _upfirdn2d_ref(x, f, upx, upy, downx, downy, px0, px1, py0, py1, bool(flip_filter), gain)
 
+def _identity_filter(device):
+    return torch.full([1, 1], 1.0, dtype=torch.float32, device=device)
+
 def _as_kernel_filter(f, x):
-    if f is None:
-        return torch.ones([1, 1], dtype=torch.float32, device=x.device)
-    return f
+    return _identity_filter(x.device) if f is None else f
 
 def _upfirdn2d_ref(x, f, upx, upy, downx, downy, px0, px1, py0, py1, flip, gain):
     # The specification: the reference kernel under native autograd. Separable filters are two 1-D
     # passes (x first, then y), the gain is applied in the first pass.
-    if f is None:
-        f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
+    f = _identity_filter(x.device) if f is None else f
     if f.ndim == 2:
         return _upfirdn2d_kernel(x, f, upx, upy, downx, downy, px0, px1, py0, py1, flip, gain)
     x = _upfirdn2d_kernel(x, f.unsqueeze(0), upx, 1, downx, 1, px0, px1, 0, 0, flip, gain)
@@ -391,11 +389,11 @@ def _kernel_call(kernel, x, f, upx, upy, downx, downy, px0, px1, py0, py1, flip,
     x = kernel.upfirdn2d(x, f.unsqueeze(0), upx, 1, downx, 1, px0, px1, 0, 0, flip, gain)
     return kernel.upfirdn2d(x, f.unsqueeze(1), 1, upy, 1, downy, 0, 0, py0, py1, flip, 1.0)
 
-@functools.lru_cache(maxsize=None)
+@functools.cache # One Function class per static configuration (and kernel object).
 def _upfirdn2d_function(upx, upy, downx, downy, px0, px1, py0, py1, flip, gain, kernel):
     class Upfirdn2dFunction(torch.autograd.Function):
         @staticmethod
-        def forward(ctx, x, f): # pylint: disable=arguments-differ
+        def forward(ctx, x, f):
             if f.requires_grad:
                 raise ValueError('upfirdn2d: gradients with respect to f are not supported by the kernel path')
             y = _kernel_call(kernel, x, f, upx, upy, downx, downy, px0, px1, py0, py1, flip, gain)
@@ -405,7 +403,7 @@ def _upfirdn2d_function(upx, upy, downx, downy, px0, px1, py0, py1, flip, gain, 
             return y
 
         @staticmethod
-        def backward(ctx, dy): # pylint: disable=arguments-differ
+        def backward(ctx, dy):
             f, = ctx.saved_tensors
             ih, iw = ctx.in_size
             oh, ow = ctx.out_size
@@ -441,10 +439,11 @@ def filter2d(x, f, padding=0, flip_filter=False, gain=1, impl='cuda'):
     Returns:
         Tensor [N, C, out_h, out_w].
     """
-    px0, px1, py0, py1 = _parse_padding(padding)
+    x0, x1, y0, y1 = _parse_padding(padding)
     fw, fh = _get_filter_size(f)
-    p = [px0 + fw // 2, px1 + (fw - 1) // 2, py0 + fh // 2, py1 + (fh - 1) // 2]
-    return upfirdn2d(x, f, padding=p, flip_filter=flip_filter, gain=gain, impl=impl)
+    # Centre the filter; an even filter puts its extra tap on the leading side.
+    same = [x0 + fw // 2, x1 + (fw - 1) // 2, y0 + fh // 2, y1 + (fh - 1) // 2]
+    return upfirdn2d(x, f, padding=same, flip_filter=flip_filter, gain=gain, impl=impl)
 
 def upsample2d(x, f, up=2, padding=0, flip_filter=False, gain=1, impl='cuda'):
     r"""Upsample a batch of images by `up` with the interpolation filter `f`; output size in * up (plus
@@ -463,10 +462,11 @@ def upsample2d(x, f, up=2, padding=0, flip_filter=False, gain=1, impl='cuda'):
         Tensor [N, C, out_h, out_w].
     """
     upx, upy = _parse_scaling(up, 'up')
-    px0, px1, py0, py1 = _parse_padding(padding)
+    x0, x1, y0, y1 = _parse_padding(padding)
     fw, fh = _get_filter_size(f)
-    p = [px0 + (fw + upx - 1) // 2, px1 + (fw - upx) // 2, py0 + (fh + upy - 1) // 2, py1 + (fh - upy) // 2]
-    return upfirdn2d(x, f, up=[upx, upy], padding=p, flip_filter=flip_filter, gain=gain * upx * upy, impl=impl)
+    pad = [x0 + (fw + upx - 1) // 2, x1 + (fw - upx) // 2, y0 + (fh + upy - 1) // 2, y1 + (fh - upy) // 2]
+    # Zero insertion divides the mean by upx * upy; the gain puts it back.
+    return upfirdn2d(x, f, up=[upx, upy], padding=pad, flip_filter=flip_filter, gain=gain * upx * upy, impl=impl)
 
 def downsample2d(x, f, down=2, padding=0, flip_filter=False, gain=1, impl='cuda'):
     r"""Downsample a batch of images by `down` after filtering with the anti-aliasing filter `f`; output
@@ -485,9 +485,9 @@ def downsample2d(x, f, down=2, padding=0, flip_filter=False, gain=1, impl='cuda'
         Tensor [N, C, out_h, out_w].
     """
     downx, downy = _parse_scaling(down, 'down')
-    px0, px1, py0, py1 = _parse_padding(padding)
+    x0, x1, y0, y1 = _parse_padding(padding)
     fw, fh = _get_filter_size(f)
-    p = [px0 + (fw - downx + 1) // 2, px1 + (fw - downx) // 2, py0 + (fh - downy + 1) // 2, py1 + (fh - downy) // 2]
-    return upfirdn2d(x, f, down=[downx, downy], padding=p, flip_filter=flip_filter, gain=gain, impl=impl)
+    pad = [x0 + (fw - downx + 1) // 2, x1 + (fw - downx) // 2, y0 + (fh - downy + 1) // 2, y1 + (fh - downy) // 2]
+    return upfirdn2d(x, f, down=[downx, downy], padding=pad, flip_filter=flip_filter, gain=gain, impl=impl)
 
 #----------------------------------------------------------------------------
