@@ -192,7 +192,6 @@ def compute_equivariance_metric(opts, num_samples, batch_size, translate_max=0.1
     if G is None or not hasattr(getattr(getattr(G, 'synthesis', None), 'input', None), 'transform'):
         raise metric_utils.MetricError('Cannot compute equivariance metrics: the generator has no synthesis.input.transform (a StyleGAN3 generator is needed)')
     labels = metric_utils.dataset_labels(opts, G.c_dim)
-    rng = np.random.default_rng([opts.seed, 3])
     synth_kwargs = {k: v for k, v in opts.G_kwargs.items() if k not in ('truncation_psi', 'truncation_cutoff')}
     map_kwargs = {k: v for k, v in opts.G_kwargs.items() if k in ('truncation_psi', 'truncation_cutoff')}
     transform = G.synthesis.input.transform
@@ -203,6 +202,7 @@ def compute_equivariance_metric(opts, num_samples, batch_size, translate_max=0.1
         with torch.no_grad(), metric_utils.restored_noise_const(G):
             for lo in range(opts.rank * batch_size, num_samples, batch_size * opts.num_gpus):
                 indices = range(lo, min(lo + batch_size, num_samples))
+                rng = np.random.default_rng([opts.seed, 3, lo]) # Per batch: the same draws for any number of processes.
                 z, c = metric_utils.make_generator_inputs(indices, opts.seed, G.z_dim, G.c_dim, labels, opts.device)
                 metric_utils.randomize_noise_const(G, rng)
                 ws = G.mapping(z, c, **map_kwargs)

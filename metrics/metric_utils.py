@@ -408,7 +408,9 @@ def compute_feature_stats_for_generator(opts, detector, detector_kwargs=None, nu
     return _gather_stats(opts, stats)
 
 #----------------------------------------------------------------------------
-# Multi-process runs: each rank saw every num_gpus-th item; every rank ends with the union.
+# Multi-process runs: each rank saw every num_gpus-th item; every rank ends with the union, with the
+# feature vectors back in item order, so metrics that draw random subsets (KID, PR, memorisation) see the
+# same vectors in the same order as a single process.
 
 def _gather_stats(opts, stats):
     if opts.num_gpus == 1:
@@ -418,9 +420,22 @@ def _gather_stats(opts, stats):
         raise MetricError(f'num_gpus={opts.num_gpus} needs an initialised torch.distributed process group')
     parts = [None] * opts.num_gpus
     dist.all_gather_object(parts, stats)
-    merged = FeatureStats(capture_all=stats.capture_all, capture_mean_cov=stats.capture_mean_cov, max_items=stats.max_items)
+    return merge_rank_stats(parts)
+
+def merge_rank_stats(parts):
+    """One FeatureStats from per-rank ones, rank r holding items r, r + n, r + 2n, ... (n = len(parts))."""
+    first = parts[0]
+    merged = FeatureStats(capture_all=first.capture_all, capture_mean_cov=first.capture_mean_cov, max_items=first.max_items)
     for part in parts:
         merged.merge(part)
+    if merged.capture_all and merged.num_items > 0:
+        ordered = np.empty([merged.num_items, merged.num_features], dtype=np.float32)
+        for rank, part in enumerate(parts):
+            features = part.get_all()
+            if len(ordered[rank::len(parts)]) != len(features):
+                raise MetricError(f'rank {rank} returned {len(features)} feature vectors, expected every {len(parts)}-th of {merged.num_items}')
+            ordered[rank::len(parts)] = features
+        merged.all_features = [ordered]
     return merged
 
 #----------------------------------------------------------------------------

@@ -59,17 +59,28 @@ def compute_ppl(opts, num_samples, epsilon, space, sampling, crop, batch_size, d
         raise metric_utils.MetricError('PPL needs a generator with mapping and synthesis networks (not a folder of images)')
     detector = opts.get_detector(detector_name)
     labels = metric_utils.dataset_labels(opts, G.c_dim)
-    rng = np.random.default_rng([opts.seed, 11])
     G_kwargs = {k: v for k, v in opts.G_kwargs.items() if k not in ('truncation_psi', 'truncation_cutoff', 'force_fp32', 'noise_mode')}
-    noise_rng = np.random.default_rng([opts.seed, 12])
-    dist = []
+    dist = dict() # first sample index of a batch -> its distances
     with torch.no_grad(), metric_utils.restored_noise_const(G):
         for lo in range(opts.rank * batch_size, num_samples, batch_size * opts.num_gpus):
             n = min(batch_size, num_samples - lo)
-            metric_utils.randomize_noise_const(G, noise_rng)
+            rng = np.random.default_rng([opts.seed, 11, lo]) # Per batch: the same draws for any number of processes.
+            metric_utils.randomize_noise_const(G, rng)
             z, c = metric_utils.make_generator_inputs(range(2 * lo, 2 * (lo + n)), opts.seed, G.z_dim, G.c_dim, labels, opts.device)
             t = torch.from_numpy(rng.random(n).astype(np.float32) * (sampling == 'full')).to(opts.device)
-            dist.append(ppl_distances(G, detector, z, c, t, epsilon, space, crop, G_kwargs))
-    return trimmed_mean(np.concatenate(dist))
+            dist[lo] = ppl_distances(G, detector, z, c, t, epsilon, space, crop, G_kwargs)
+    dist = _gather_batches(opts, dist)
+    return trimmed_mean(np.concatenate([dist[lo] for lo in sorted(dist)]))
+
+def _gather_batches(opts, batches):
+    # Every rank computed every num_gpus-th batch; all ranks need all of them for the trimmed mean.
+    if opts.num_gpus == 1:
+        return batches
+    import torch.distributed as dist # Only needed for multi-process runs.
+    if not dist.is_available() or not dist.is_initialized():
+        raise metric_utils.MetricError(f'num_gpus={opts.num_gpus} needs an initialised torch.distributed process group')
+    parts = [None] * opts.num_gpus
+    dist.all_gather_object(parts, batches)
+    return {lo: values for part in parts for lo, values in part.items()}
 
 #----------------------------------------------------------------------------

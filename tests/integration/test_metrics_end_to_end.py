@@ -81,4 +81,30 @@ def test_metrics_during_training_leave_the_run_unchanged(tmp_path, monkeypatch):
         a, b = final[0][key].state_dict(), final[1][key].state_dict()
         assert all(torch.equal(a[name], b[name]) for name in a), key
 
+@pytest.mark.slow # A stylegan3-t training step costs 5-15 s on a busy 2-core machine.
+def test_conditional_sg3_run_with_eq_metric_matches_calc_metrics(tmp_path, monkeypatch):
+    # A conditional stylegan3-t run (labels from the phantom zip) with FID and EQ-T at the snapshot (capped
+    # sample counts); calc_metrics.py on the snapshot gives the same values, and the training state written
+    # after the metrics holds G_ema with its input transform back at identity.
+    from metrics import equivariance
+    helpers.cap_fid_samples(monkeypatch, 16)
+    compute = equivariance.compute_equivariance_metric
+    monkeypatch.setattr(equivariance, 'compute_equivariance_metric', lambda opts, num_samples, **kw: compute(opts, num_samples=8, **kw))
+    data = helpers.phantom_zip(tmp_path / 'phantom-16.zip', 10)
+    c = train_helpers.tiny_config(data, cfg='stylegan3-t', kimg=0.004, tick=0.004, cond=True)
+    c.metrics = ['fid1k_full', 'eqt1k_int']
+    with helpers.fake_inception():
+        run_dir = train.launch_training(c, outdir=str(tmp_path / 'runs'))
+        import calc_metrics
+        snapshot = os.path.join(run_dir, 'network-snapshot-000000.pkl')
+        result = CliRunner().invoke(calc_metrics.calc_metrics, [f'--network={snapshot}', '--metrics=fid1k_full,eqt1k_int', '--verbose=false'])
+    assert result.exit_code == 0, result.output
+    assert persistence.load_network_pkl(snapshot)['G_ema'].c_dim > 0
+    for name in c.metrics:
+        lines = _read_jsonl(os.path.join(run_dir, f'metric-{name}.jsonl'))
+        assert len(lines) == 2 and math.isfinite(lines[0]['results'][name])
+        assert lines[1]['results'][name] == pytest.approx(lines[0]['results'][name], rel=1e-9), name
+    state = torch.load(os.path.join(run_dir, 'training-state-000000.pt'), weights_only=True)
+    assert torch.equal(state['G_ema']['synthesis.input.transform'], torch.eye(3))
+
 #----------------------------------------------------------------------------

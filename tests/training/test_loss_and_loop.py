@@ -149,7 +149,7 @@ def test_micro_batches_give_the_same_gradient_as_one_batch():
 def test_ema_moves_toward_generator_and_ramp_up_speeds_it():
     G, _, _ = _nets()
     G_ema = tiny_configs.build(tiny_configs.sg2_generator_kwargs())
-    params = lambda m: torch.cat([p.flatten() for p in m.parameters()])
+    params = lambda m: torch.cat([p.detach().flatten() for p in m.parameters()])
     dist0 = float((params(G_ema) - params(G)).norm())
     beta = training_loop.update_ema(G, G_ema, cur_nimg=1000, batch_size=4, ema_kimg=10, ema_rampup=None)
     assert beta == pytest.approx(0.5 ** (4 / 10000))
