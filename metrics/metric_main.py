@@ -90,7 +90,7 @@ def report_metric(result_dict, run_dir=None, snapshot_pkl=None):
     pkl = snapshot_pkl if (snapshot_pkl is None or run_dir is None) else os.path.relpath(snapshot_pkl, run_dir)
     line = json.dumps({**result_dict, 'snapshot_pkl': pkl, 'timestamp': time.time()})
     print(line)
-    if run_dir and os.path.isdir(run_dir): # No run directory (calc_metrics without --run-dir): print only.
+    if run_dir and os.path.isdir(run_dir): # No run directory (e.g. a pickle outside any run): print only.
         _append_line(os.path.join(run_dir, f'metric-{name}.jsonl'), line)
     return line
 
