@@ -396,6 +396,7 @@ h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { border-bottom: 2px solid #c4
 table { border-collapse: collapse; margin: 0.6em 0; } td, th { border: 1px solid #ccd; padding: 0.35em 0.7em; vertical-align: top; }
 th { background: #eef1f4; text-align: left; } td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 img { max-width: 100%; image-rendering: auto; } .grade { margin: 0.4em 0 0.8em 0; display: flex; align-items: center; } .grade b { flex: 0 0 3.5em; }
+.grade img { flex: 1 1 0; min-width: 0; }
 .pair { display: flex; gap: 1.5em; flex-wrap: wrap; } .pair > div { flex: 1 1 500px; }
 nav a { margin-right: 1em; } code, pre { background: #f3f3f3; } pre { padding: 0.6em; overflow-x: auto; font-size: 0.85em; }
 """
