@@ -82,45 +82,47 @@ class FeatureStats:
         capture_mean_cov    = False,    # Accumulate first and second moments (FID needs them).
         max_items           = None,     # Stop accepting items after this many; None = unlimited.
     ):
-        self.capture_all = capture_all
-        self.capture_mean_cov = capture_mean_cov
-        self.max_items = max_items
+        self.capture_all, self.capture_mean_cov, self.max_items = capture_all, capture_mean_cov, max_items
         self.num_items = 0
-        self.num_features = None
-        self.all_features = None
-        self.raw_mean = None
-        self.raw_cov = None
+        self.num_features = None    # Fixed by the first batch.
+        self.all_features = None    # float32 [n, num_features] arrays, in arrival order (capture_all).
+        self.raw_mean = None        # float64 [num_features]: running sum of x (capture_mean_cov).
+        self.raw_cov = None         # float64 [num_features, num_features]: running sum of x x^T.
 
     def set_num_features(self, num_features):
-        if self.num_features is not None:
-            if num_features != self.num_features:
-                raise MetricError(f'feature size changed from {self.num_features} to {num_features}')
-            return
-        self.num_features = num_features
-        self.all_features = []
-        self.raw_mean = np.zeros([num_features], dtype=np.float64)
-        self.raw_cov = np.zeros([num_features, num_features], dtype=np.float64)
+        """Allocate the accumulators on the first batch; every later batch must have the same width."""
+        if self.num_features is None:
+            self.num_features = num_features
+            self.all_features = []
+            self.raw_mean = np.zeros(num_features, dtype=np.float64)
+            self.raw_cov = np.zeros((num_features, num_features), dtype=np.float64)
+        elif num_features != self.num_features:
+            raise MetricError(f'feature size changed from {self.num_features} to {num_features}')
+
+    def _room(self):
+        # Items still accepted; None = no limit.
+        return None if self.max_items is None else max(self.max_items - self.num_items, 0)
 
     def is_full(self):
-        return (self.max_items is not None) and (self.num_items >= self.max_items)
+        return self._room() == 0
 
     def append(self, x):
-        x = np.asarray(x, dtype=np.float32)
-        assert x.ndim == 2
-        if (self.max_items is not None) and (self.num_items + x.shape[0] > self.max_items):
-            if self.num_items >= self.max_items:
+        batch = np.asarray(x, dtype=np.float32)                            # [n, num_features]
+        assert batch.ndim == 2
+        room = self._room()
+        if room is not None and len(batch) > room:
+            if room == 0:
                 return
-            x = x[:self.max_items - self.num_items]
-
-        # Accumulate in float64 so 50k items lose nothing to rounding.
-        self.set_num_features(x.shape[1])
-        self.num_items += x.shape[0]
+            batch = batch[:room] # Keep the first items, drop the overflow.
+        self.set_num_features(batch.shape[1])
+        self.num_items += len(batch)
         if self.capture_all:
-            self.all_features.append(x)
+            self.all_features.append(batch)
         if self.capture_mean_cov:
-            x64 = x.astype(np.float64)
-            self.raw_mean += x64.sum(axis=0)
-            self.raw_cov += x64.T @ x64
+            # float64 sums: 50k items lose nothing to rounding.
+            wide = batch.astype(np.float64)
+            self.raw_mean += wide.sum(0)
+            self.raw_cov += wide.T @ wide
 
     def append_torch(self, x):
         self.append(x.detach().to(torch.float32).cpu().numpy())
@@ -129,15 +131,15 @@ class FeatureStats:
         assert self.capture_all
         if not self.all_features:
             return np.zeros([0, self.num_features or 0], dtype=np.float32)
-        return np.concatenate(self.all_features, axis=0)
+        return np.concatenate(self.all_features)
 
     def get_mean_cov(self):
         assert self.capture_mean_cov
         if self.num_items == 0:
             raise MetricError('no feature vectors were collected')
-        mean = self.raw_mean / self.num_items
-        cov = self.raw_cov / self.num_items - np.outer(mean, mean)
-        return mean, cov
+        n = self.num_items
+        mu = self.raw_mean / n
+        return mu, self.raw_cov / n - np.outer(mu, mu) # E[x x^T] - mu mu^T.
 
     def merge(self, other):
         """Add another FeatureStats' items (results from other ranks)."""
@@ -228,9 +230,7 @@ def to_rgb_uint8(images):
     """uint8 [N, 1 or 3, H, W] tensor -> uint8 [N, 3, H, W] (grey repeated to three channels)."""
     if images.ndim != 4 or images.shape[1] not in (1, 3):
         raise MetricError(f'expected images shaped [N, 1 or 3, H, W], got {list(images.shape)}')
-    if images.shape[1] == 1:
-        images = images.repeat([1, 3, 1, 1])
-    return images
+    return images.repeat(1, 3, 1, 1) if images.shape[1] == 1 else images
 
 def quantize_images(img):
     """Generator output in [-1, 1] -> uint8, as NVIDIA does: floor(127.5 x + 128) clamped to [0, 255]."""
@@ -266,23 +266,21 @@ def compute_feature_stats_for_dataset(opts, detector, detector_kwargs=None, max_
     if num_items == 0:
         raise MetricError(f'{opts.dataset_kwargs.get("path")}: the reference dataset has no images')
 
-    # Load from the cache when possible.
-    cache_file = None
+    # A dataset given by path can be cached; reuse an earlier result when its key matches.
+    cached = None
     if opts.cache and 'path' in opts.dataset_kwargs:
-        cache_file = stats_cache_path(dataset, opts.dataset_kwargs, detector, detector_kwargs,
+        cached = stats_cache_path(dataset, opts.dataset_kwargs, detector, detector_kwargs,
             dict(stats_kwargs, max_items=max_items, num_gpus=opts.num_gpus))
-        if os.path.isfile(cache_file):
-            return FeatureStats.load(cache_file)
+    if cached is not None and os.path.isfile(cached):
+        return FeatureStats.load(cached)
 
-    # Extract features.
-    stats = FeatureStats(max_items=num_items, **stats_kwargs)
+    # Run the detector over this rank's share, then combine the ranks.
+    stats = FeatureStats(**stats_kwargs, max_items=num_items)
     for images in iterate_dataset_images(opts, dataset, num_items, batch_size, desc=f'{detector.name} real'):
         stats.append_torch(detector(images.to(opts.device), **detector_kwargs))
     stats = _gather_stats(opts, stats)
-
-    # Save atomically (rank 0 only).
-    if cache_file is not None and opts.rank == 0:
-        stats.save(cache_file)
+    if opts.rank == 0 and cached is not None: # One writer; FeatureStats.save is atomic.
+        stats.save(cached)
     return stats
 
 #----------------------------------------------------------------------------
@@ -341,7 +339,7 @@ def restored_noise_const(G):
     """Run a block that may overwrite G's `noise_const` buffers (PPL and EQ redraw them per batch, as NVIDIA
     does); put the original values back afterwards so the caller's generator (e.g. G_ema in training) is
     unchanged."""
-    saved = {name: buf.detach().clone() for name, buf in G.named_buffers() if name.endswith('noise_const')}
+    saved = {name: buf.detach().clone() for name, buf in _noise_const_buffers(G)}
     try:
         yield
     finally:
@@ -353,9 +351,12 @@ def restored_noise_const(G):
 def randomize_noise_const(G, rng):
     """Redraw every `noise_const` buffer of G from numpy Generator `rng` (standard normal)."""
     with torch.no_grad():
-        for name, buf in G.named_buffers():
-            if name.endswith('noise_const'):
-                buf.copy_(torch.from_numpy(rng.standard_normal(tuple(buf.shape)).astype(np.float32)))
+        for _name, buf in _noise_const_buffers(G):
+            buf.copy_(torch.from_numpy(rng.standard_normal(tuple(buf.shape)).astype(np.float32)))
+
+def _noise_const_buffers(G):
+    # (name, buffer) of every fixed noise input, in registration order (the order of the random draws).
+    return [(name, buf) for name, buf in G.named_buffers() if name.endswith('noise_const')]
 
 def iterate_generated_images(opts, num_gen, batch_size, desc='generated'):
     """Yield uint8 [n, 3, H, W] batches of this rank's share of `num_gen` generated images.

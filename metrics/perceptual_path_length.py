@@ -6,19 +6,21 @@
 import numpy as np
 import torch
 
-from metrics import metric_utils
+from metrics.metric_utils import (MetricError, dataset_labels, make_generator_inputs, randomize_noise_const,
+                                  restored_noise_const)
 
 #----------------------------------------------------------------------------
 
+def _unit(v):
+    return v / v.norm(dim=-1, keepdim=True)
+
 def slerp(a, b, t):
-    a = a / a.norm(dim=-1, keepdim=True)
-    b = b / b.norm(dim=-1, keepdim=True)
-    d = (a * b).sum(dim=-1, keepdim=True)
-    p = t * torch.acos(d)
-    c = b - d * a
-    c = c / c.norm(dim=-1, keepdim=True)
-    d = a * torch.cos(p) + c * torch.sin(p)
-    return d / d.norm(dim=-1, keepdim=True)
+    """Unit vector a fraction t of the way along the great-circle arc from direction a to direction b."""
+    a, b = _unit(a), _unit(b)
+    cos_omega = (a * b).sum(dim=-1, keepdim=True)                    # [..., 1]
+    angle = t * torch.acos(cos_omega)
+    ortho = _unit(b - cos_omega * a) # In the a-b plane, perpendicular to a: rotate a towards it by `angle`.
+    return _unit(a * torch.cos(angle) + ortho * torch.sin(angle))
 
 def trimmed_mean(dist):
     """Mean of the values between the 1st and 99th percentiles (inclusive), as NVIDIA does."""
@@ -56,17 +58,17 @@ def compute_ppl(opts, num_samples, epsilon, space, sampling, crop, batch_size, d
     assert space in ('z', 'w') and sampling in ('full', 'end')
     G = opts.G
     if G is None or not hasattr(G, 'mapping'):
-        raise metric_utils.MetricError('PPL needs a generator with mapping and synthesis networks (not a folder of images)')
+        raise MetricError('PPL needs a generator with mapping and synthesis networks (not a folder of images)')
     detector = opts.get_detector(detector_name)
-    labels = metric_utils.dataset_labels(opts, G.c_dim)
+    labels = dataset_labels(opts, G.c_dim)
     G_kwargs = {k: v for k, v in opts.G_kwargs.items() if k not in ('truncation_psi', 'truncation_cutoff', 'force_fp32', 'noise_mode')}
     dist = dict() # first sample index of a batch -> its distances
-    with torch.no_grad(), metric_utils.restored_noise_const(G):
+    with torch.no_grad(), restored_noise_const(G):
         for lo in range(opts.rank * batch_size, num_samples, batch_size * opts.num_gpus):
             n = min(batch_size, num_samples - lo)
             rng = np.random.default_rng([opts.seed, 11, lo]) # Per batch: the same draws for any number of processes.
-            metric_utils.randomize_noise_const(G, rng)
-            z, c = metric_utils.make_generator_inputs(range(2 * lo, 2 * (lo + n)), opts.seed, G.z_dim, G.c_dim, labels, opts.device)
+            randomize_noise_const(G, rng)
+            z, c = make_generator_inputs(range(2 * lo, 2 * (lo + n)), opts.seed, G.z_dim, G.c_dim, labels, opts.device)
             t = torch.from_numpy(rng.random(n).astype(np.float32) * (sampling == 'full')).to(opts.device)
             dist[lo] = ppl_distances(G, detector, z, c, t, epsilon, space, crop, G_kwargs)
     dist = _gather_batches(opts, dist)
@@ -78,7 +80,7 @@ def _gather_batches(opts, batches):
         return batches
     import torch.distributed as dist # Only needed for multi-process runs.
     if not dist.is_available() or not dist.is_initialized():
-        raise metric_utils.MetricError(f'num_gpus={opts.num_gpus} needs an initialised torch.distributed process group')
+        raise MetricError(f'num_gpus={opts.num_gpus} needs an initialised torch.distributed process group')
     parts = [None] * opts.num_gpus
     dist.all_gather_object(parts, batches)
     return {lo: values for part in parts for lo, values in part.items()}
