@@ -15,7 +15,6 @@ import time
 import traceback
 
 import click
-import numpy as np
 
 import dnnlib
 
@@ -57,7 +56,7 @@ def cpu_config():
 def gpu_config():
     return DemoConfig(name='gpu', resolution=128, num_images=2000, cbase=16384, cmax=256, num_layers=14, margin_size=10,
                       z_dim=512, batch=32, gamma=0.5, tick_kimg=4, ada_kimg=100, metric_images=2000, eq_samples=1000,
-                      spectrum_images=2000, bootstrap=50, eval_reserve_s=150, workers=3)
+                      spectrum_images=2000, bootstrap=50, eval_reserve_s=240, workers=3)
 
 #----------------------------------------------------------------------------
 # Stage bookkeeping.
@@ -224,7 +223,7 @@ def snapshot_kimg_exact(run_dir):
         return float('nan')
 
 def prune_run_dir(run_dir):
-    """Keep only the latest training state and snapshot of each kimg; a demo run is not resumed."""
+    """Delete all but the latest training state (a demo run is not resumed); snapshots stay."""
     states = sorted(glob.glob(os.path.join(run_dir, 'training-state-*.pt')))
     for path in states[:-1]:
         os.remove(path)

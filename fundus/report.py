@@ -18,7 +18,6 @@ import json
 import math
 import os
 import re
-import sys
 
 import click
 import numpy as np
