@@ -153,7 +153,6 @@ def save_png(path, arr):
     """Write an image atomically (temp file + rename), so a crash never leaves a truncated PNG."""
     image = arr if isinstance(arr, PIL.Image.Image) else to_pil(arr)
     dnnlib.atomic_write(path, lambda f: image.save(f, format='PNG'))
-    os.chmod(path, 0o644) # The temp file was private (mkstemp); outputs are meant to be shared.
 
 def make_grid(images, cols=None):
     """Tile [N, H, W, C] uint8 images row by row; missing cells stay black. Returns [rows*H, cols*W, C]."""

@@ -702,7 +702,6 @@ def write_report(run_dir, out=None, generate=True, device='cpu'):
     text = build_html(run, generate=generate, device=device)
     out = out or os.path.join(run_dir, 'report.html')
     dnnlib.atomic_write(out, lambda f: f.write(text.encode('utf-8')))
-    os.chmod(out, 0o644) # The temp file was private (mkstemp); a report is meant to be shared.
     return out
 
 #----------------------------------------------------------------------------
