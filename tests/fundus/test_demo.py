@@ -28,7 +28,7 @@ def tiny_config():
 def demo_run(tmp_path_factory):
     outdir = str(tmp_path_factory.mktemp('demo') / 'demo-out')
     lines = []
-    results, report_path = demo.run_demo(outdir, minutes=0.05, device='cpu', config=tiny_config(), echo=lines.append)
+    results, report_path = demo.run_demo(outdir, minutes=0, device='cpu', config=tiny_config(), echo=lines.append)
     run_dirs = [os.path.join(outdir, 'runs', d) for d in os.listdir(os.path.join(outdir, 'runs'))]
     assert len(run_dirs) == 1
     return dict(outdir=outdir, results=results, report=report_path, lines=lines, run_dir=run_dirs[0])
@@ -66,7 +66,7 @@ def test_demo_training_respects_budget_and_writes_run_dir(demo_run):
         options = json.load(f)
     assert options['G_kwargs']['class_name'] == 'training.networks_stylegan3.Generator'
     assert options['G_kwargs']['num_layers'] == 4 and options['training_set_kwargs']['use_labels'] is True
-    # A 3-second budget stops training after the first tick (one step of 4 images).
+    # A zero budget stops training after the first tick (one step of 4 images), whatever the machine's speed.
     with open(os.path.join(run_dir, 'stats.jsonl')) as f:
         stats = [json.loads(line) for line in f]
     assert len(stats) == 1 and stats[0]['Progress/kimg']['mean'] == pytest.approx(0.004)
