@@ -186,7 +186,7 @@ def update_ema(G, G_ema, cur_nimg, batch_size, ema_kimg, ema_rampup):
 def _check_finite_loss(phase_name, cur_nimg, terms):
     values = torch.stack([v.detach().float() for v in terms.values()])
     if not bool(torch.isfinite(values).all()):
-        detail = ', '.join(f'{k}={float(v):g}' for k, v in terms.items())
+        detail = ', '.join(f'{k}={float(v.detach()):g}' for k, v in terms.items())
         raise TrainingDivergedError(f'non-finite loss in phase {phase_name} at kimg {cur_nimg / 1000:.3f} ({detail}); '
                                     f'training stopped, the last snapshot in the run directory is the last good one')
 

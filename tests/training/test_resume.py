@@ -89,7 +89,6 @@ def _resume_to(run_dir, kimg):
     c = train.resume_run(run_dir, dict(total_kimg=kimg))
     train.launch_training(c)
 
-@pytest.mark.slow
 def test_sigkill_then_resume_is_bit_identical_to_uninterrupted_run(tmp_path):
     tmp_path = str(tmp_path)
     data = helpers.make_dataset(tmp_path)
