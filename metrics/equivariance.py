@@ -155,14 +155,14 @@ def apply_affine(x, mat, up=4, **filter_kwargs):
     p = f.shape[0] // 2
     grid = _sampling_grid(mat, N, C, H, W, up, p, x.device)
     y = upsample_filtered(x, f, up, p)
-    z = torch.nn.functional.grid_sample(y, grid, mode='bilinear', padding_mode='zeros', align_corners=False)
+    warped = torch.nn.functional.grid_sample(y, grid, mode='bilinear', padding_mode='zeros', align_corners=False)
+    valid = torch.nn.functional.grid_sample(_inner_ones(y, margin=2 * p + 1), grid, mode='nearest', padding_mode='zeros', align_corners=False)
+    return warped, valid
 
-    # Valid region: upsampled pixels farther than one filter width from the border.
-    m = torch.zeros_like(y)
-    c = p * 2 + 1
-    m[:, :, c:-c, c:-c] = 1
-    m = torch.nn.functional.grid_sample(m, grid, mode='nearest', padding_mode='zeros', align_corners=False)
-    return z, m
+def _inner_ones(like, margin):
+    # Ones on the upsampled pixels at least `margin` (one filter width) away from the border, zeros on the border.
+    inner = torch.ones_like(like[:, :, margin:-margin, margin:-margin])
+    return torch.nn.functional.pad(inner, [margin, margin, margin, margin])
 
 def rotate_fractional(x, angle, a=3, **filter_kwargs):
     return apply_affine(x, rotation_matrix(angle), a=a, amax=a * 2, **filter_kwargs)

@@ -70,15 +70,15 @@ def _check_args(x, fu, fd, b, up, down, padding, gain, slope, clamp, impl):
             raise ValueError(f'filtered_lrelu: b must be 1-D with C = {x.shape[1]} elements, got {getattr(b, "shape", b)}')
         if not b.is_floating_point():
             raise ValueError(f'filtered_lrelu: b must be floating point, got {b.dtype}')
-    px0, px1, py0, py1 = _upfirdn2d._parse_padding(padding)
+    px0, px1, py0, py1 = _upfirdn2d._padding4(padding)
     gain, slope = float(gain), float(slope)
     if not np.isfinite(gain) or not np.isfinite(slope):
         raise ValueError(f'filtered_lrelu: gain and slope must be finite, got gain={gain}, slope={slope}')
     if clamp is not None and not float(clamp) >= 0:
         raise ValueError(f'filtered_lrelu: clamp must be None or >= 0, got {clamp}')
     clamp = -1.0 if clamp is None else float(clamp) # The kernels' convention: negative = no clamp.
-    fuw, fuh = _upfirdn2d._get_filter_size(fu)
-    fdw, fdh = _upfirdn2d._get_filter_size(fd)
+    fuw, fuh = _upfirdn2d._filter_size(fu)
+    fdw, fdh = _upfirdn2d._filter_size(fd)
     out_w = _out_len(x.shape[3], up, down, px0, px1, fuw, fdw)
     out_h = _out_len(x.shape[2], up, down, py0, py1, fuh, fdh)
     if out_w < 1 or out_h < 1:

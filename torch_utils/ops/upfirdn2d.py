@@ -22,7 +22,7 @@ from torch.nn import functional as F
 #----------------------------------------------------------------------------
 # Argument parsing and validation.
 
-def _parse_scaling(scaling, name='up'):
+def _scaling2(scaling, name='up'):
     if isinstance(scaling, (int, np.integer)) and not isinstance(scaling, bool):
         scaling = [int(scaling), int(scaling)]
     if not isinstance(scaling, (list, tuple)) or len(scaling) != 2:
@@ -33,7 +33,7 @@ def _parse_scaling(scaling, name='up'):
             raise ValueError(f'{name} must be a positive integer (or a pair of them), got {scaling!r}')
     return int(sx), int(sy)
 
-def _parse_padding(padding, name='padding'):
+def _padding4(padding, name='padding'):
     if isinstance(padding, (int, np.integer)) and not isinstance(padding, bool):
         padding = [int(padding), int(padding)]
     if not isinstance(padding, (list, tuple)) or len(padding) not in (2, 4):
@@ -45,7 +45,7 @@ def _parse_padding(padding, name='padding'):
         padding = [padding[0], padding[0], padding[1], padding[1]]
     return tuple(int(p) for p in padding)
 
-def _get_filter_size(f):
+def _filter_size(f):
     if f is None:
         return 1, 1
     if not isinstance(f, torch.Tensor) or f.ndim not in (1, 2):
@@ -144,12 +144,12 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1, impl='cu
     _check_x(x)
     _check_filter(f)
     _check_impl(impl, 'upfirdn2d')
-    upx, upy = _parse_scaling(up, 'up')
-    downx, downy = _parse_scaling(down, 'down')
-    pad = _parse_padding(padding)
+    upx, upy = _scaling2(up, 'up')
+    downx, downy = _scaling2(down, 'down')
+    pad = _padding4(padding)
     px0, px1, py0, py1 = pad
     gain = float(gain)
-    fw, fh = _get_filter_size(f)
+    fw, fh = _filter_size(f)
     out_w = _out_len(x.shape[3], upx, downx, px0, px1, fw)
     out_h = _out_len(x.shape[2], upy, downy, py0, py1, fh)
     if out_w < 1 or out_h < 1:
@@ -373,7 +373,7 @@ ref_kernel = RefKernel()
 # The kernel-parameterised autograd Function.
 
 def _select_kernel(x, f, upx, upy, downx, downy, px0, px1, py0, py1, flip, gain):
-    fw, fh = _get_filter_size(f)
+    fw, fh = _filter_size(f)
     config = dict(upx=upx, upy=upy, downx=downx, downy=downy, padx0=px0, padx1=px1, pady0=py0, pady1=py1,
                   flip=bool(flip), gain=gain, fh=fh if f is not None and f.ndim == 2 else 1, fw=fw)
     try:
@@ -407,7 +407,7 @@ def _upfirdn2d_function(upx, upy, downx, downy, px0, px1, py0, py1, flip, gain, 
             f, = ctx.saved_tensors
             ih, iw = ctx.in_size
             oh, ow = ctx.out_size
-            fw, fh = _get_filter_size(f)
+            fw, fh = _filter_size(f)
             # The adjoint: the same op with up and down swapped, the filter flipped, and padding that
             # realigns the full correlation with the original input grid.
             bx0 = fw - px0 - 1
@@ -439,8 +439,8 @@ def filter2d(x, f, padding=0, flip_filter=False, gain=1, impl='cuda'):
     Returns:
         Tensor [N, C, out_h, out_w].
     """
-    x0, x1, y0, y1 = _parse_padding(padding)
-    fw, fh = _get_filter_size(f)
+    x0, x1, y0, y1 = _padding4(padding)
+    fw, fh = _filter_size(f)
     # Centre the filter; an even filter puts its extra tap on the leading side.
     same = [x0 + fw // 2, x1 + (fw - 1) // 2, y0 + fh // 2, y1 + (fh - 1) // 2]
     return upfirdn2d(x, f, padding=same, flip_filter=flip_filter, gain=gain, impl=impl)
@@ -461,9 +461,9 @@ def upsample2d(x, f, up=2, padding=0, flip_filter=False, gain=1, impl='cuda'):
     Returns:
         Tensor [N, C, out_h, out_w].
     """
-    upx, upy = _parse_scaling(up, 'up')
-    x0, x1, y0, y1 = _parse_padding(padding)
-    fw, fh = _get_filter_size(f)
+    upx, upy = _scaling2(up, 'up')
+    x0, x1, y0, y1 = _padding4(padding)
+    fw, fh = _filter_size(f)
     pad = [x0 + (fw + upx - 1) // 2, x1 + (fw - upx) // 2, y0 + (fh + upy - 1) // 2, y1 + (fh - upy) // 2]
     # Zero insertion divides the mean by upx * upy; the gain puts it back.
     return upfirdn2d(x, f, up=[upx, upy], padding=pad, flip_filter=flip_filter, gain=gain * upx * upy, impl=impl)
@@ -484,9 +484,9 @@ def downsample2d(x, f, down=2, padding=0, flip_filter=False, gain=1, impl='cuda'
     Returns:
         Tensor [N, C, out_h, out_w].
     """
-    downx, downy = _parse_scaling(down, 'down')
-    x0, x1, y0, y1 = _parse_padding(padding)
-    fw, fh = _get_filter_size(f)
+    downx, downy = _scaling2(down, 'down')
+    x0, x1, y0, y1 = _padding4(padding)
+    fw, fh = _filter_size(f)
     pad = [x0 + (fw - downx + 1) // 2, x1 + (fw - downx) // 2, y0 + (fh - downy + 1) // 2, y1 + (fh - downy) // 2]
     return upfirdn2d(x, f, down=[downx, downy], padding=pad, flip_filter=flip_filter, gain=gain, impl=impl)
 
