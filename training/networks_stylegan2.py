@@ -152,6 +152,16 @@ def _modconv_unfused(x, weight, styles, dcoefs, noise, conv):
 
 #----------------------------------------------------------------------------
 
+def fully_connected(layer, x):
+    """Forward pass of an equalised-learning-rate dense layer (shared by both networks' FullyConnectedLayer)."""
+    weight = layer.weight.to(x.dtype) * layer.weight_gain                      # [out, in]
+    bias = None if layer.bias is None else layer.bias.to(x.dtype) * layer.bias_gain
+    if bias is not None and layer.activation == 'linear':
+        return torch.addmm(bias[None], x, weight.T)                             # Fused x W^T + b.
+    return bias_act.bias_act(x @ weight.T, bias, act=layer.activation)
+
+#----------------------------------------------------------------------------
+
 @persistence.persistent_class
 class FullyConnectedLayer(nn.Module):
     """Dense layer with an equalised learning rate (ProGAN Sec. 4.1): unit-scale stored weights,
@@ -175,11 +185,7 @@ class FullyConnectedLayer(nn.Module):
         self.bias_gain = lr_multiplier
 
     def forward(self, x):
-        weight = self.weight.to(x.dtype) * self.weight_gain                    # [out, in]
-        bias = None if self.bias is None else self.bias.to(x.dtype) * self.bias_gain
-        if bias is not None and self.activation == 'linear':
-            return torch.addmm(bias[None], x, weight.T)                         # Fused x W^T + b.
-        return bias_act.bias_act(x @ weight.T, bias, act=self.activation)
+        return fully_connected(self, x)
 
     def extra_repr(self):
         return _repr_fields(self, 'in_features', 'out_features', 'activation')

@@ -20,6 +20,7 @@ from torch import nn
 import dnnlib
 from torch_utils import misc, persistence
 from torch_utils.ops import bias_act, conv2d_gradfix, filtered_lrelu
+from training import networks_stylegan2
 
 #----------------------------------------------------------------------------
 # Small helpers shared by the classes below.
@@ -141,11 +142,7 @@ class FullyConnectedLayer(nn.Module):
         self.bias_gain = lr_multiplier
 
     def forward(self, x):
-        weight = self.weight.to(x.dtype) * self.weight_gain                    # [out, in]
-        bias = None if self.bias is None else self.bias.to(x.dtype) * self.bias_gain
-        if bias is not None and self.activation == 'linear':
-            return torch.addmm(bias[None], x, weight.T)                         # Fused x W^T + b.
-        return bias_act.bias_act(x @ weight.T, bias, act=self.activation)
+        return networks_stylegan2.fully_connected(self, x)
 
     def extra_repr(self):
         return _repr_fields(self, 'in_features', 'out_features', 'activation')
