@@ -19,7 +19,7 @@ from torch import nn
 
 import dnnlib
 from torch_utils import misc, persistence
-from torch_utils.ops import bias_act, conv2d_gradfix, filtered_lrelu
+from torch_utils.ops import conv2d_gradfix, filtered_lrelu
 from training import networks_stylegan2
 
 #----------------------------------------------------------------------------
