@@ -91,20 +91,10 @@ def _check_args(x, w, f, up, down, groups):
     if f is None and (up > 1 or down > 1):
         raise ValueError('conv2d_resample: f is required when up > 1 or down > 1')
 
-def _axis_resampling_padding(taps, up, down):
-    # Extra (before, after) padding along one axis that keeps an up- or down-sampled image centred
-    # (the padding upsample2d / downsample2d would use).
-    before = after = 0
-    if up > 1:
-        before, after = before + (taps + up - 1) // 2, after + (taps - up) // 2
-    if down > 1:
-        before, after = before + (taps - down + 1) // 2, after + (taps - down) // 2
-    return before, after
-
 def _padding_with_resampling(f, up, down, padding):
     px0, px1, py0, py1 = _padding4(padding)
     fw, fh = _filter_size(f)
-    (ax0, ax1), (ay0, ay1) = (_axis_resampling_padding(t, up, down) for t in (fw, fh))
+    (ax0, ax1), (ay0, ay1) = (upfirdn2d._resampling_padding(t, up, down) for t in (fw, fh))
     return px0 + ax0, px1 + ax1, py0 + ay0, py1 + ay1
 
 def _transpose_weight(w, groups):

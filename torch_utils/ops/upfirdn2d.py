@@ -445,6 +445,16 @@ def filter2d(x, f, padding=0, flip_filter=False, gain=1, impl='cuda'):
     same = [x0 + fw // 2, x1 + (fw - 1) // 2, y0 + fh // 2, y1 + (fh - 1) // 2]
     return upfirdn2d(x, f, padding=same, flip_filter=flip_filter, gain=gain, impl=impl)
 
+def _resampling_padding(taps, up, down):
+    # Extra (before, after) padding along one axis that keeps an up- or down-sampled image centred
+    # (the padding upsample2d / downsample2d would use).
+    before = after = 0
+    if up > 1:
+        before, after = before + (taps + up - 1) // 2, after + (taps - up) // 2
+    if down > 1:
+        before, after = before + (taps - down + 1) // 2, after + (taps - down) // 2
+    return before, after
+
 def upsample2d(x, f, up=2, padding=0, flip_filter=False, gain=1, impl='cuda'):
     r"""Upsample a batch of images by `up` with the interpolation filter `f`; output size in * up (plus
     `padding`). The gain is multiplied by upx * upy to keep the mean.
@@ -464,7 +474,8 @@ def upsample2d(x, f, up=2, padding=0, flip_filter=False, gain=1, impl='cuda'):
     upx, upy = _scaling2(up, 'up')
     x0, x1, y0, y1 = _padding4(padding)
     fw, fh = _filter_size(f)
-    pad = [x0 + (fw + upx - 1) // 2, x1 + (fw - upx) // 2, y0 + (fh + upy - 1) // 2, y1 + (fh - upy) // 2]
+    (ax0, ax1), (ay0, ay1) = _resampling_padding(fw, upx, 1), _resampling_padding(fh, upy, 1)
+    pad = [x0 + ax0, x1 + ax1, y0 + ay0, y1 + ay1]
     # Zero insertion divides the mean by upx * upy; the gain puts it back.
     return upfirdn2d(x, f, up=[upx, upy], padding=pad, flip_filter=flip_filter, gain=gain * upx * upy, impl=impl)
 
@@ -487,7 +498,8 @@ def downsample2d(x, f, down=2, padding=0, flip_filter=False, gain=1, impl='cuda'
     downx, downy = _scaling2(down, 'down')
     x0, x1, y0, y1 = _padding4(padding)
     fw, fh = _filter_size(f)
-    pad = [x0 + (fw - downx + 1) // 2, x1 + (fw - downx) // 2, y0 + (fh - downy + 1) // 2, y1 + (fh - downy) // 2]
+    (ax0, ax1), (ay0, ay1) = _resampling_padding(fw, 1, downx), _resampling_padding(fh, 1, downy)
+    pad = [x0 + ax0, x1 + ax1, y0 + ay0, y1 + ay1]
     return upfirdn2d(x, f, down=[downx, downy], padding=pad, flip_filter=flip_filter, gain=gain, impl=impl)
 
 #----------------------------------------------------------------------------
