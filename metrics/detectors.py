@@ -101,11 +101,8 @@ def _load_torchscript(name, path, device):
     return module.eval()
 
 def _sha1(path):
-    h = hashlib.sha1()
     with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, 'sha1').hexdigest()
 
 #----------------------------------------------------------------------------
 # NVIDIA's resize to 299: bilinear affine_grid/grid_sample with border padding, align_corners=False, and a

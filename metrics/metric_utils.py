@@ -205,11 +205,8 @@ def dataset_fingerprint(path):
     return h.hexdigest()
 
 def _file_md5(path):
-    h = hashlib.md5()
     with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, 'md5').hexdigest()
 
 def stats_cache_path(dataset, dataset_kwargs, detector, detector_kwargs, stats_kwargs):
     """Cache file of a real dataset's statistics, keyed by options, detector identity and dataset content."""
