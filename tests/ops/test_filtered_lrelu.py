@@ -173,3 +173,72 @@ def test_filtered_lrelu_long_axes_match_zero_insertion():
         y_ref = filtered_lrelu_zero_insertion(x, fu_, fd, b, up, 2, padding, np.sqrt(2), 0.2, 0.9)
         assert y.shape == y_ref.shape and min(y.shape[2:]) > 128
         assert (y - y_ref).abs().max().item() <= 1e-12
+
+#----------------------------------------------------------------------------
+# The blocked inference path (docs/ops.md): blocks of planes, height passes reading strided windows.
+
+BLOCKED_CASES = [ # (up, down, padding, fu taps, fd taps, input [h, w]): several tiles per axis.
+    (2, 2, [9, 8, 9, 8], 12, 12, [40, 37]),           # Non-critical stylegan3 layer.
+    (4, 2, [-6, -9, -6, -9], 24, 12, [21, 26]),       # Resolution-doubling layer.
+    (2, 2, [-11, -12, -11, -12], 12, 12, [45, 41]),   # Last critical layer: crops.
+    (3, 1, [2, 1, 3, 0], 5, 3, [19, 23]),             # Odd factor, odd taps.
+    (1, 2, [1, 2, 0, 3], 4, 7, [70, 66]),
+    (1, 3, [0, 0, 5, 1], 1, 6, [61, 64]),             # One-tap up filter, down 3.
+    (2, 1, [-3, 4, 6, -2], 8, 1, [33, 30]),           # Asymmetric and negative padding.
+]
+
+def _blocked_inputs(case, dtype=torch.float64):
+    up, down, padding, ku, kd, (h, w) = BLOCKED_CASES[case]
+    gen = torch.Generator().manual_seed(100 + case)
+    fu = torch.rand([ku], generator=gen, dtype=dtype) + 0.1 # Asymmetric taps: flipping matters.
+    fd = torch.rand([kd], generator=gen, dtype=dtype) + 0.1
+    x = torch.randn([2, 3, h, w], generator=gen, dtype=dtype) * 2
+    b = torch.randn([3], generator=gen, dtype=dtype)
+    return x, fu, fd, b, up, down, padding
+
+@pytest.mark.parametrize('case', range(len(BLOCKED_CASES)))
+@pytest.mark.parametrize('block_planes', [1, 4, 6]) # Of 6 planes: one per block, a partial last block, one block.
+def test_blocked_path_matches_zero_insertion_definition(case, block_planes):
+    x, fu, fd, b, up, down, padding = _blocked_inputs(case)
+    for flip, clamp, slope, gain in ((False, 0.9, 0.2, np.sqrt(2)), (True, None, -0.3, 0.7)):
+        y = filtered_lrelu._filtered_lrelu_blocked(x, fu, fd, b, up, down, *padding, gain, slope, -1.0 if clamp is None else clamp,
+                                                   flip, block_planes=block_planes)
+        y_ref = filtered_lrelu_zero_insertion(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip)
+        assert y is not None and y.shape == y_ref.shape
+        assert (y - y_ref).abs().max().item() <= 1e-12 * max(1.0, y_ref.abs().max().item())
+
+def test_blocked_path_is_the_inference_path_and_matches_the_grad_path(monkeypatch):
+    x, fu, fd, b, up, down, padding = _blocked_inputs(1, torch.float32)
+    taken = []
+    blocked = filtered_lrelu._filtered_lrelu_blocked
+    monkeypatch.setattr(filtered_lrelu, '_filtered_lrelu_blocked', lambda *a, **k: taken.append(1) or blocked(*a, **k))
+    kw = dict(up=up, down=down, padding=padding, clamp=1.5)
+    with torch.no_grad():
+        y0 = filtered_lrelu.filtered_lrelu(x, fu, fd, b, **kw)
+    assert taken == [1]
+    y1 = filtered_lrelu.filtered_lrelu(x.clone().requires_grad_(True), fu, fd, b, **kw) # Autograd: unblocked.
+    assert taken == [1]
+    assert (y0 - y1.detach()).abs().max().item() <= 1e-5 * y1.abs().max().item()
+
+def test_blocked_path_gives_up_on_non_finite_values_and_keeps_planes_apart():
+    # A NaN in one plane must not reach the other planes, although the blocked path reads past the end
+    # of each plane: it returns None, and the public op reruns the unblocked path.
+    x, fu, fd, b, up, down, padding = _blocked_inputs(0)
+    clean = filtered_lrelu.filtered_lrelu(x, fu, fd, b, up, down, padding)
+    x[1, 1, 20, 20] = float('nan')
+    args = (x, fu, fd, b, up, down, *padding, np.sqrt(2), 0.2, -1.0, False)
+    assert filtered_lrelu._filtered_lrelu_blocked(*args, block_planes=6) is None
+    y = filtered_lrelu.filtered_lrelu(x, fu, fd, b, up, down, padding)
+    nan = torch.isnan(y)
+    assert nan[1, 1].any()
+    assert not nan[0].any() and not nan[1, 0].any() and not nan[1, 2].any()
+    # The unblocked rerun computes the same sums in another order: equal to rounding.
+    assert torch.allclose(y[0], clean[0], rtol=1e-12, atol=1e-9) and torch.allclose(y[1, 2], clean[1, 2], rtol=1e-12, atol=1e-9)
+
+def test_blocked_path_ignores_non_finite_values_that_padding_crops_away():
+    x, fu, fd, b, up, down, padding = _blocked_inputs(2) # Crops about six input rows and columns per side.
+    clean = filtered_lrelu.filtered_lrelu(x, fu, fd, b, up, down, padding)
+    x[0, 0, 0, 0] = float('inf')
+    args = (x, fu, fd, b, up, down, *padding, np.sqrt(2), 0.2, -1.0, False)
+    y = filtered_lrelu._filtered_lrelu_blocked(*args)
+    assert y is not None and torch.equal(y, clean)

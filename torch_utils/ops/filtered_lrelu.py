@@ -11,7 +11,9 @@
 #                             and the two filters swapped, reading the stored signs instead of recomputing
 #                             the activation.
 
+import collections
 import functools
+import math
 
 import numpy as np
 import torch
@@ -99,7 +101,12 @@ def _kernel_filter(f, x):
 
 def _filtered_lrelu_ref(x, fu, fd, b, up, down, px0, px1, py0, py1, gain, slope, clamp, flip):
     # Add the bias at the input rate (cheap), then upsample + filter with the gain folded into the taps
-    # (gain * lrelu(t) = lrelu(gain * t) for gain > 0), activate, filter + downsample.
+    # (gain * lrelu(t) = lrelu(gain * t) for gain > 0), activate, filter + downsample. Inference on the
+    # CPU takes the blocked path below, which computes the same sums.
+    if _blocked_applies(x, fu, fd, b, up, down, gain):
+        y = _filtered_lrelu_blocked(x, fu, fd, b, up, down, px0, px1, py0, py1, gain, slope, clamp, flip)
+        if y is not None:
+            return y
     if b is not None:
         x = x + b.to(x.dtype).reshape(1, -1, 1, 1)
     fold = gain > 0
@@ -147,6 +154,126 @@ def _activate(t, gain, slope, clamp, in_place):
     if clamp >= 0:
         t = t.clamp(-clamp, clamp)
     return t
+
+#----------------------------------------------------------------------------
+# The blocked inference path (CPU, no gradient, separable filters): the four banded-matrix passes of
+# _up_stage and _down_stage, run on blocks of planes (one plane = one channel of one image) whose
+# intermediate tensor fits in the L3 cache, with no window copies in the height passes.
+#
+# A height pass reads tile j of a plane from rows [j*step, j*step + t_in) of a buffer whose planes are
+# exactly tiles*step rows apart, so all windows of a block form one strided [planes*tiles, t_in, W] view
+# that the GEMM reads in place (overlapping windows are fine for an input). The last tile of a plane
+# reads t_in - step rows past its plane: the next plane's rows, or a zeroed margin after the block.
+# Only outputs past the valid length have non-zero taps there; valid outputs multiply those rows by
+# zero, which keeps them exact as long as every value is finite. A block whose output does not sum to a
+# finite number is therefore given up, and the caller reruns the whole op on the unblocked path.
+
+_BLOCK_BYTES = 6 << 20  # Intermediate tensor of one block of planes; tuned on stylegan3-t (docs/ops.md).
+_TILE_UP = 32           # Outputs per tile of the upsampling passes (a multiple of up).
+_TILE_DOWN = 16         # Outputs per tile of the downsampling passes.
+
+_Tiling = collections.namedtuple('_Tiling', 'first t_in step tiles t_out') # One pass, in input samples.
+
+def _tiling(k, up, down, p0, l_out, t_out, tiles=None):
+    # Tile j reads inputs first + j*step ... + t_in - 1 (negative = leading padding) and writes outputs
+    # j*t_out ... + t_out - 1. Default: enough tiles to write every valid output and to read, inside
+    # tiles*step inputs, every input that a valid output uses.
+    assert down * t_out % up == 0, 'a tile must span whole polyphase periods'
+    step = down * t_out // up
+    first = -(p0 // up)
+    t_in = (k - 1 + (t_out - 1) * down - p0) // up - first + 1
+    needed = (k - 1 + (l_out - 1) * down - p0) // up - first + 1
+    tiles_needed = max(-(-l_out // t_out), -(-needed // step))
+    if tiles is None:
+        tiles = tiles_needed
+    assert tiles >= tiles_needed
+    return _Tiling(first, t_in, step, tiles, t_out)
+
+def _up_tile_rows(up, down):
+    # Rows per tile of the upsampling height pass: a multiple of up (whole polyphase periods) and of
+    # down * _TILE_DOWN (so that its output splits into whole tiles of the downsampling height pass).
+    rows = math.lcm(up, down * _TILE_DOWN)
+    return rows * -(-_TILE_UP // rows)
+
+def _blocked_applies(x, fu, fd, b, up, down, gain):
+    needs_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, fu, fd, b))
+    return (x.device.type == 'cpu' and x.dtype in (torch.float32, torch.float64) and not needs_grad
+            and fu is not None and fd is not None and fu.ndim == 1 and fd.ndim == 1 and gain > 0
+            and _up_tile_rows(up, down) <= 4 * _TILE_UP)
+
+def _row_windows(buf, windows, tiling, width):
+    # [windows, t_in, width] view of the height-pass windows (tiles of consecutive planes) in buf.
+    return buf.as_strided([windows, tiling.t_in, width], [tiling.step * width, width, 1])
+
+def _filtered_lrelu_blocked(x, fu, fd, b, up, down, px0, px1, py0, py1, gain, slope, clamp, flip, block_planes=None):
+    n, c, h, w = x.shape
+    gu = (fu if flip else fu.flip(0)).to(x.dtype)                           # Correlation taps.
+    gd = (fd if flip else fd.flip(0)).to(x.dtype)
+    ku, kd = gu.shape[0], gd.shape[0]
+    mid_h, mid_w = h * up + py0 + py1 - ku + 1, w * up + px0 + px1 - ku + 1 # After fu, before fd.
+    out_h, out_w = (mid_h - kd) // down + 1, (mid_w - kd) // down + 1
+
+    # Tilings of the four passes, and the buffer sizes they imply (per plane).
+    uw = _tiling(ku, up, 1, px0, mid_w, up * -(-_TILE_UP // up))
+    uh = _tiling(ku, up, 1, py0, mid_h, _up_tile_rows(up, down))
+    mid_rows, mid_cols = uh.tiles * uh.t_out, uw.tiles * uw.t_out
+    dh = _tiling(kd, 1, down, 0, out_h, _TILE_DOWN, tiles=mid_rows // (down * _TILE_DOWN))
+    dw = _tiling(kd, 1, down, 0, out_w, _TILE_DOWN)
+    in_rows, in_cols = uh.tiles * uh.step, (uw.tiles - 1) * uw.step + uw.t_in
+    low_rows = dh.tiles * dh.t_out
+
+    m_uw = _upfirdn2d._band_matrix(gu * (gain * up * up), up, 1, px0, uw.first, uw.t_in, uw.t_out) # [t_in, t_out]
+    m_uh = _upfirdn2d._band_matrix(gu, up, 1, py0, uh.first, uh.t_in, uh.t_out).t()                # [t_out, t_in]
+    m_dh = _upfirdn2d._band_matrix(gd, 1, down, 0, 0, dh.t_in, dh.t_out).t()
+    m_dw = _upfirdn2d._band_matrix(gd, 1, down, 0, 0, dw.t_in, dw.t_out)
+
+    # Workspaces for one block, zeroed once: the padding of `padded` and the margins stay zero.
+    planes = n * c
+    blk = block_planes or max(1, _BLOCK_BYTES // (mid_rows * mid_cols * x.element_size()))
+    blk = min(blk, planes)
+    padded = x.new_zeros([blk, in_rows, in_cols])
+    wide = x.new_zeros([blk * in_rows * mid_cols + max(uh.t_in - uh.step, 0) * mid_cols])
+    mid = x.new_zeros([blk * mid_rows * mid_cols + max(dh.t_in - dh.step, 0) * mid_cols])
+    low = x.new_zeros([blk * low_rows * mid_cols + dw.t_in])
+
+    # Where the input lands in `padded` (input row i -> row i - uh.first; negative padding crops).
+    src_r, src_c = max(uh.first, 0), max(uw.first, 0)
+    dst_r, dst_c = max(-uh.first, 0), max(-uw.first, 0)
+    rows, cols = min(h - src_r, in_rows - dst_r), min(w - src_c, in_cols - dst_c)
+    x_planes = x.reshape(planes, h, w)
+    bias = None if b is None else b.to(x.dtype).repeat(n).reshape(planes, 1, 1)
+    y = x.new_empty([n, c, out_h, out_w])
+    y_planes = y.view(planes, out_h, out_w)
+
+    for p in range(0, planes, blk):
+        k = min(blk, planes - p)
+        if rows > 0 and cols > 0: # Bias and padding.
+            src = x_planes[p: p + k, src_r: src_r + rows, src_c: src_c + cols]
+            dst = padded[:k, dst_r: dst_r + rows, dst_c: dst_c + cols]
+            if bias is None:
+                dst.copy_(src)
+            else:
+                torch.add(src, bias[p: p + k], out=dst)
+        # Upsampling width pass: the overlapping windows of the small input are gathered once.
+        windows = padded[:k].unfold(2, uw.t_in, uw.step).reshape(-1, uw.t_in) # [k*in_rows*tiles, t_in]
+        torch.mm(windows, m_uw, out=wide[:k * in_rows * mid_cols].view(-1, uw.t_out))
+        # Upsampling height pass and activation, in place.
+        t = mid[:k * mid_rows * mid_cols]
+        torch.matmul(m_uh, _row_windows(wide, k * uh.tiles, uh, mid_cols), out=t.view(k * uh.tiles, uh.t_out, mid_cols))
+        _activate(t, 1.0, slope, clamp, in_place=True)
+        # Downsampling height pass.
+        torch.matmul(m_dh, _row_windows(mid, k * dh.tiles, dh, mid_cols),
+                     out=low[:k * low_rows * mid_cols].view(k * dh.tiles, dh.t_out, mid_cols))
+        # Downsampling width pass: one GEMM per column tile over all rows of the block.
+        col_windows = low.as_strided([dw.tiles, k * low_rows, dw.t_in], [dw.step, mid_cols, 1])
+        res = torch.bmm(col_windows, m_dw.expand(dw.tiles, -1, -1)).view(dw.tiles, k, low_rows, dw.t_out)
+        for j in range(dw.tiles):
+            c0, c1 = j * dw.t_out, min((j + 1) * dw.t_out, out_w)
+            if c0 < c1:
+                y_planes[p: p + k, :, c0: c1].copy_(res[j, :, :out_h, : c1 - c0])
+        if not math.isfinite(float(y_planes[p: p + k].sum())): # Any NaN or inf (or a sum that overflows).
+            return None
+    return y
 
 #----------------------------------------------------------------------------
 # Sign tensor (docs/kernels.md, "Sign tensor"): one 2-bit code per element of the pre-activation t,
