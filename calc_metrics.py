@@ -1,8 +1,9 @@
 """Calculate quality metrics for a network pickle or a folder of generated images.
 
 NVIDIA's metric names and definitions (fid50k_full, kid50k_full, pr50k3_full, is50k, ppl2_wend,
-eqt50k_int, eqt50k_frac, eqr50k), the same families at other sizes (fid10k_full, kid2k_full, ...), and
-ssim, msssim, lpips, lpips_vgg, spectrum and memorization. Details: docs/metrics.md.
+eqt50k_int, eqt50k_frac, eqr50k), the same families at other sizes (fid10k_full, kid2k_full, or exact
+counts such as fid200_full and eqt32_int), and ssim, msssim, lpips, lpips_vgg, spectrum and
+memorization. Details: docs/metrics.md.
 """
 
 import json

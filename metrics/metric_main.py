@@ -13,7 +13,8 @@ from metrics.metric_utils import MetricError, MetricOptions
 
 #----------------------------------------------------------------------------
 # Registry. Exact names map to functions; families are regular expressions whose groups set the sizes,
-# e.g. fid10k_full = FID against the whole dataset with 10,000 generated images.
+# e.g. fid10k_full = FID against the whole dataset with 10,000 generated images. Counts are written as
+# upstream does (50k = 50,000) or exactly (fid200_full = 200 images, as fundus.demo names small runs).
 
 _metric_dict = dict()   # name -> fn(opts)
 _metric_families = []   # (compiled regex, fn(opts, match), example names)
@@ -37,6 +38,13 @@ def _resolve(metric):
         if match is not None and _sizes_valid(match):
             return lambda opts: fn(opts, match)
     return None
+
+_COUNT = r'(\d+)(k?)' # A sample count: digits, then 'k' for thousands.
+
+def _count(match, group):
+    # The count in `group` (its 'k' is the next group).
+    n = int(match.group(group))
+    return n * 1000 if match.group(group + 1) else n
 
 def _sizes_valid(match):
     return all(int(g) > 0 for g in match.groups() if g is not None and g.isdigit())
@@ -126,22 +134,22 @@ def _kid(opts, name, max_real, num_gen):
         results.update(bootstrap.summarize(values, name))
     return results
 
-@register_family(r'fid(\d+)k_full', examples=['fid50k_full', 'fid10k_full', 'fid2k_full'])
+@register_family(rf'fid{_COUNT}_full', examples=['fid50k_full', 'fid10k_full', 'fid2k_full'])
 def fid_full_family(opts, match):
-    return _fid(_full(opts), match.group(0), max_real=None, num_gen=int(match.group(1)) * 1000)
+    return _fid(_full(opts), match.group(0), max_real=None, num_gen=_count(match, 1))
 
-@register_family(r'fid(\d+)k', examples=['fid50k'])
+@register_family(rf'fid{_COUNT}', examples=['fid50k'])
 def fid_legacy_family(opts, match):
-    n = int(match.group(1)) * 1000
+    n = _count(match, 1)
     return _fid(_legacy(opts), match.group(0), max_real=n, num_gen=n)
 
-@register_family(r'kid(\d+)k_full', examples=['kid50k_full', 'kid10k_full'])
+@register_family(rf'kid{_COUNT}_full', examples=['kid50k_full', 'kid10k_full'])
 def kid_full_family(opts, match):
-    return _kid(_full(opts), match.group(0), max_real=1000000, num_gen=int(match.group(1)) * 1000)
+    return _kid(_full(opts), match.group(0), max_real=1000000, num_gen=_count(match, 1))
 
-@register_family(r'kid(\d+)k', examples=['kid50k'])
+@register_family(rf'kid{_COUNT}', examples=['kid50k'])
 def kid_legacy_family(opts, match):
-    n = int(match.group(1)) * 1000
+    n = _count(match, 1)
     return _kid(_legacy(opts), match.group(0), max_real=n, num_gen=n)
 
 #----------------------------------------------------------------------------
@@ -162,10 +170,10 @@ def pr_legacy_family(opts, match):
     n = int(match.group(1)) * 1000
     return _pr(_legacy(opts), match.group(0), max_real=n, num_gen=n, nhood_size=int(match.group(2)))
 
-@register_family(r'is(\d+)k', examples=['is50k'])
+@register_family(rf'is{_COUNT}', examples=['is50k'])
 def is_family(opts, match):
     from metrics import inception_score
-    mean, std = inception_score.compute_is(_full(opts), num_gen=int(match.group(1)) * 1000, num_splits=10)
+    mean, std = inception_score.compute_is(_full(opts), num_gen=_count(match, 1), num_splits=10)
     return {f'{match.group(0)}_mean': mean, f'{match.group(0)}_std': std}
 
 @register_family(r'ppl(2?)_([zw])(full|end)', examples=['ppl2_wend', 'ppl_zfull', 'ppl_wfull', 'ppl_zend', 'ppl_wend'])
@@ -180,17 +188,17 @@ def _eq(opts, name, num_samples, **kwargs):
     opts.G_kwargs = dnnlib.EasyDict(opts.G_kwargs, force_fp32=True)
     return {name: equivariance.compute_equivariance_metric(opts, num_samples=num_samples, batch_size=4, **kwargs)}
 
-@register_family(r'eqt(\d+)k_int', examples=['eqt50k_int', 'eqt1k_int'])
+@register_family(rf'eqt{_COUNT}_int', examples=['eqt50k_int', 'eqt1k_int'])
 def eqt_int_family(opts, match):
-    return _eq(opts, match.group(0), int(match.group(1)) * 1000, compute_eqt_int=True)
+    return _eq(opts, match.group(0), _count(match, 1), compute_eqt_int=True)
 
-@register_family(r'eqt(\d+)k_frac', examples=['eqt50k_frac'])
+@register_family(rf'eqt{_COUNT}_frac', examples=['eqt50k_frac'])
 def eqt_frac_family(opts, match):
-    return _eq(opts, match.group(0), int(match.group(1)) * 1000, compute_eqt_frac=True)
+    return _eq(opts, match.group(0), _count(match, 1), compute_eqt_frac=True)
 
-@register_family(r'eqr(\d+)k', examples=['eqr50k'])
+@register_family(rf'eqr{_COUNT}', examples=['eqr50k'])
 def eqr_family(opts, match):
-    return _eq(opts, match.group(0), int(match.group(1)) * 1000, compute_eqr=True)
+    return _eq(opts, match.group(0), _count(match, 1), compute_eqr=True)
 
 #----------------------------------------------------------------------------
 # Our additions.
@@ -215,16 +223,16 @@ def lpips_vgg(opts):
     from metrics import lpips as lpips_lib
     return lpips_lib.compute_paired(opts, net='vgg', name='lpips_vgg')
 
-@register_family(r'spectrum(?:(\d+)k)?', examples=['spectrum', 'spectrum10k'])
+@register_family(rf'spectrum(?:{_COUNT})?', examples=['spectrum', 'spectrum10k'])
 def spectrum_family(opts, match):
     from metrics import spectrum
-    num = int(match.group(1)) * 1000 if match.group(1) else 10000
+    num = _count(match, 1) if match.group(1) else 10000
     return spectrum.compute_spectrum_metric(_full(opts), name=match.group(0), num_images=num)
 
-@register_family(r'memorization(?:(\d+)k)?', examples=['memorization', 'memorization5k'])
+@register_family(rf'memorization(?:{_COUNT})?', examples=['memorization', 'memorization5k'])
 def memorization_family(opts, match):
     from metrics import memorization
-    num = int(match.group(1)) * 1000 if match.group(1) else 1000
+    num = _count(match, 1) if match.group(1) else 1000
     return memorization.compute_memorization_metric(_full(opts), name=match.group(0), num_gen=num)
 
 #----------------------------------------------------------------------------

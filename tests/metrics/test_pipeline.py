@@ -36,10 +36,25 @@ def test_registry_names():
         assert name in names and metric_main.is_valid_metric(name)
     for name in ['fid1k_full', 'kid3k_full', 'pr2k5_full', 'eqt2k_frac', 'spectrum2k']:
         assert metric_main.is_valid_metric(name)
-    for name in ['fid0k_full', 'fid50k_ful', 'fidk_full', 'nonsense', '', None]:
+    for name in ['fid100_full', 'kid250_full', 'eqt32_int', 'eqr64', 'is500', 'spectrum100', 'memorization100']:
+        assert metric_main.is_valid_metric(name) # Exact counts, as fundus.demo names its metrics.
+    for name in ['fid0k_full', 'fid0_full', 'fid50k_ful', 'fidk_full', 'fid50kk_full', 'nonsense', '', None]:
         assert not metric_main.is_valid_metric(name)
     with pytest.raises(metric_utils.MetricError, match='unknown metric'):
         metric_main.calc_metric('fid_bogus')
+
+@pytest.mark.parametrize('name,family,count', [
+    ('fid2k_full', '_fid', 2000), ('fid100_full', '_fid', 100), ('kid250_full', '_kid', 250), ('kid3k', '_kid', 3000),
+    ('eqt32_int', '_eq', 32), ('eqr1k', '_eq', 1000),
+])
+def test_family_names_set_the_sample_count(monkeypatch, name, family, count):
+    seen = []
+    monkeypatch.setattr(metric_main, family, lambda opts, metric, *args, **kwargs: seen.append((metric, args, kwargs)) or {})
+    monkeypatch.setattr(metric_main, '_full', lambda opts: opts)
+    monkeypatch.setattr(metric_main, '_legacy', lambda opts: opts)
+    metric_main._resolve(name)(None) # pylint: disable=protected-access
+    (metric, args, kwargs), = seen
+    assert metric == name and count == (args[0] if args else kwargs['num_gen'])
 
 def test_fid_schema_and_value_matches_direct_computation(reals):
     det = FakeDetector()
