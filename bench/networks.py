@@ -3,10 +3,15 @@
 # that filtering cannot beat). Results go to docs/benchmarks.md ("Networks").
 #
 #     .venv/bin/python bench/networks.py --quick                  # stylegan3-t 256, G forward + floor
+#     .venv/bin/python bench/networks.py --quick --res=512        # the same at 512
 #     .venv/bin/python bench/networks.py --cfg=stylegan3-t --res=256,512 --reps=3
+#     .venv/bin/python bench/networks.py --quick --nvidia=~/src/stylegan3  # and NVIDIA's G, same machine
 
+import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
 
 import click
@@ -17,16 +22,21 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from training import networks_stylegan2 # pylint: disable=wrong-import-position
 from training import networks_stylegan3 # pylint: disable=wrong-import-position
+from torch_utils import persistence # pylint: disable=wrong-import-position
 
 #----------------------------------------------------------------------------
 
-def build_networks(cfg, res, device):
+def generator_kwargs(cfg, res):
+    # (module name under training/, Generator kwargs) as train.py builds them; NVIDIA's names.
     common = dict(z_dim=512, c_dim=0, w_dim=512, img_resolution=res, img_channels=3, num_fp16_res=4, conv_clamp=256)
     if cfg == 'stylegan2':
-        G = networks_stylegan2.Generator(**common, mapping_kwargs=dict(num_layers=8), fused_modconv_default='inference_only')
-    else:
-        extra = dict(channel_base=65536, channel_max=1024, conv_kernel=1, use_radial_filters=True) if cfg == 'stylegan3-r' else dict()
-        G = networks_stylegan3.Generator(**common, mapping_kwargs=dict(num_layers=2), magnitude_ema_beta=0.5 ** (32 / 20000), **extra)
+        return 'networks_stylegan2', dict(common, mapping_kwargs=dict(num_layers=8), fused_modconv_default='inference_only')
+    extra = dict(channel_base=65536, channel_max=1024, conv_kernel=1, use_radial_filters=True) if cfg == 'stylegan3-r' else dict()
+    return 'networks_stylegan3', dict(common, mapping_kwargs=dict(num_layers=2), magnitude_ema_beta=0.5 ** (32 / 20000), **extra)
+
+def build_networks(cfg, res, device):
+    module, kwargs = generator_kwargs(cfg, res)
+    G = {'networks_stylegan2': networks_stylegan2, 'networks_stylegan3': networks_stylegan3}[module].Generator(**kwargs)
     D = networks_stylegan2.Discriminator(c_dim=0, img_resolution=res, img_channels=3, num_fp16_res=4, conv_clamp=256,
                                          epilogue_kwargs=dict(mbstd_group_size=4))
     return G.to(device), D.to(device)
@@ -64,23 +74,41 @@ def modconv_floor(G, batch, device, reps):
                                                     input_gain=L.magnitude_ema.rsqrt())
     return time_call(run, device, reps)
 
+def nvidia_forward(repo, cfg, res, batch, reps, threads, G):
+    # NVIDIA's generator from the checkout at `repo`, in a subprocess (bench/nvidia_reference.py): its
+    # forward times, and the largest differences between its images and ours, (1) with its weights
+    # loaded into G and (2) with the network read from a pickle that its own code wrote.
+    module, kwargs = generator_kwargs(cfg, res)
+    spec = dict(module=module, kwargs=kwargs, batch=batch, warmup=1, reps=reps, threads=threads or torch.get_num_threads(), seed=0)
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'nvidia_reference.py')
+    with tempfile.TemporaryDirectory() as tmp:
+        out, pkl = os.path.join(tmp, 'nvidia.pt'), os.path.join(tmp, 'nvidia.pkl')
+        subprocess.run([sys.executable, script, os.path.expanduser(repo), json.dumps(spec), out, pkl], check=True)
+        theirs = torch.load(out, weights_only=True)
+        imported = persistence.load_network_pkl(pkl)['G_ema'].eval()
+    G.load_state_dict(theirs['state'])
+    with torch.no_grad():
+        diffs = [(net(theirs['z'], None, noise_mode='const') - theirs['img']).abs().max().item() for net in (G, imported)]
+    return (float(np.median(theirs['times'])), float(np.min(theirs['times']))), diffs
+
 #----------------------------------------------------------------------------
 
 @click.command()
-@click.option('--cfg',    help='Comma list of configs: stylegan3-t, stylegan3-r, stylegan2', default='stylegan3-t,stylegan3-r,stylegan2', show_default=True)
-@click.option('--res',    help='Comma list of resolutions', default='256,512', show_default=True)
+@click.option('--cfg',    help='Comma list of configs: stylegan3-t, stylegan3-r, stylegan2  [default: all three; with --quick: stylegan3-t]')
+@click.option('--res',    help='Comma list of resolutions  [default: 256,512; with --quick: 256]')
 @click.option('--batch',  help='Batch size', type=click.IntRange(min=1), default=4, show_default=True)
 @click.option('--reps',   help='Timed repetitions per measurement (after 1 warm-up)', type=click.IntRange(min=1), default=3, show_default=True)
 @click.option('--device', help='torch device', default='cpu', show_default=True)
 @click.option('--threads',help='torch CPU threads (0 = leave as is)', type=click.IntRange(min=0), default=2, show_default=True)
-@click.option('--quick',  help='Only stylegan3-t 256: G forward and the modulated-conv floor, 1 rep', is_flag=True)
-def main(cfg, res, batch, reps, device, threads, quick):
+@click.option('--quick',  help='Only G forward and the modulated-conv floor, 1 rep', is_flag=True)
+@click.option('--nvidia', help='Also time NVIDIA\'s generator from this local NVlabs/stylegan3 checkout (CPU; G forward only) and compare its images with ours', metavar='PATH')
+def main(cfg, res, batch, reps, device, threads, quick, nvidia):
     """Time G forward, G forward+backward and D forward+backward (images/s)."""
     device = torch.device(device)
     if threads:
         torch.set_num_threads(threads)
-    cfgs = ['stylegan3-t'] if quick else cfg.split(',')
-    resolutions = [256] if quick else [int(r) for r in res.split(',')]
+    cfgs = (cfg or ('stylegan3-t' if quick else 'stylegan3-t,stylegan3-r,stylegan2')).split(',')
+    resolutions = [int(r) for r in (res or ('256' if quick else '256,512')).split(',')]
     reps = 1 if quick else reps
     print(f'# torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, batch {batch}, '
           f'load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}')
@@ -98,8 +126,13 @@ def main(cfg, res, batch, reps, device, threads, quick):
                 print(f'| {c} | {r} | {what} | {t[0]:.3f} | {t[1]:.3f} | {batch / t[0]:.3f} |', flush=True)
             with torch.no_grad():
                 row('G forward', time_call(lambda: G(z, None, noise_mode='const'), device, reps))
-            if c.startswith('stylegan3') and r == 256 or quick:
+            if c.startswith('stylegan3') and (r == 256 or quick):
                 row('modulated convs only (floor)', modconv_floor(G, batch, device, reps))
+            if nvidia and device.type == 'cpu':
+                t_nv, (diff_state, diff_pkl) = nvidia_forward(nvidia, c, r, batch, reps, threads, G)
+                row('NVIDIA G forward (their code, same machine)', t_nv)
+                print(f'| {c} | {r} | max abs difference to NVIDIA\'s images: our G with their weights | {diff_state:.2e} | | |')
+                print(f'| {c} | {r} | max abs difference to NVIDIA\'s images: their pickle, our importer | {diff_pkl:.2e} | | |', flush=True)
             if quick:
                 continue
             row('G forward+backward', time_call(lambda: G(z, None).square().sum().backward(), device, reps))
