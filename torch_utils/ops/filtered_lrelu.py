@@ -3,7 +3,8 @@
 #
 # Three layers, as in every op module here:
 #   _filtered_lrelu_ref()     the public reference path (native autograd): the specification and the CPU
-#                             path; built from the fast upfirdn2d reference kernel;
+#                             path; built from the fast upfirdn2d reference kernel. CPU inference takes
+#                             _filtered_lrelu_blocked(), the same sums on cache-sized blocks of planes;
 #   RefKernel                 the kernel entry points (docs/kernels.md) with the CUDA plugin's signatures,
 #                             including the bit-packed sign tensor that the backward pass reads;
 #   _filtered_lrelu_function() a cached factory: one autograd.Function per static configuration, taking
