@@ -74,16 +74,24 @@ def modconv_floor(G, batch, device, reps):
                                                     input_gain=L.magnitude_ema.rsqrt())
     return time_call(run, device, reps)
 
+def check_nvidia_checkout(repo, cfgs):
+    for cfg in cfgs:
+        module, _ = generator_kwargs(cfg, 256)
+        if not os.path.isfile(os.path.join(os.path.expanduser(repo), 'training', f'{module}.py')):
+            raise click.BadParameter(f'{repo} is not a checkout of NVlabs/stylegan3 (no training/{module}.py in it)', param_hint='--nvidia')
+
 def nvidia_forward(repo, cfg, res, batch, reps, threads, G):
     # NVIDIA's generator from the checkout at `repo`, in a subprocess (bench/nvidia_reference.py): its
     # forward times, and the largest differences between its images and ours, (1) with its weights
     # loaded into G and (2) with the network read from a pickle that its own code wrote.
     module, kwargs = generator_kwargs(cfg, res)
+    repo = os.path.expanduser(repo)
     spec = dict(module=module, kwargs=kwargs, batch=batch, warmup=1, reps=reps, threads=threads or torch.get_num_threads(), seed=0)
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'nvidia_reference.py')
     with tempfile.TemporaryDirectory() as tmp:
         out, pkl = os.path.join(tmp, 'nvidia.pt'), os.path.join(tmp, 'nvidia.pkl')
-        subprocess.run([sys.executable, script, os.path.expanduser(repo), json.dumps(spec), out, pkl], check=True)
+        if subprocess.run([sys.executable, script, repo, json.dumps(spec), out, pkl], check=False).returncode != 0:
+            raise click.ClickException(f'--nvidia: NVIDIA\'s {cfg} generator from {repo} failed (its output is above)')
         theirs = torch.load(out, weights_only=True)
         imported = persistence.load_network_pkl(pkl)['G_ema'].eval()
     G.load_state_dict(theirs['state'])
@@ -110,6 +118,8 @@ def main(cfg, res, batch, reps, device, threads, quick, nvidia):
     cfgs = (cfg or ('stylegan3-t' if quick else 'stylegan3-t,stylegan3-r,stylegan2')).split(',')
     resolutions = [int(r) for r in (res or ('256' if quick else '256,512')).split(',')]
     reps = 1 if quick else reps
+    if nvidia:
+        check_nvidia_checkout(nvidia, cfgs)
     print(f'# torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, batch {batch}, '
           f'load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}')
     print('| Config | Res | Measurement | median s | min s | images/s |')
