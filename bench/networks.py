@@ -118,6 +118,9 @@ def main(cfg, res, batch, reps, device, threads, quick, nvidia):
     cfgs = (cfg or ('stylegan3-t' if quick else 'stylegan3-t,stylegan3-r,stylegan2')).split(',')
     resolutions = [int(r) for r in (res or ('256' if quick else '256,512')).split(',')]
     reps = 1 if quick else reps
+    for c in cfgs:
+        if c not in ('stylegan3-t', 'stylegan3-r', 'stylegan2'):
+            raise click.BadParameter(f'unknown config {c!r}; choose from stylegan3-t, stylegan3-r, stylegan2', param_hint='--cfg')
     if nvidia:
         check_nvidia_checkout(nvidia, cfgs)
     print(f'# torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, batch {batch}, '
