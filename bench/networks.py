@@ -122,6 +122,8 @@ def main(cfg, res, batch, reps, device, threads, quick, nvidia):
         if c not in ('stylegan3-t', 'stylegan3-r', 'stylegan2'):
             raise click.BadParameter(f'unknown config {c!r}; choose from stylegan3-t, stylegan3-r, stylegan2', param_hint='--cfg')
     if nvidia:
+        if device.type != 'cpu':
+            raise click.BadParameter('NVIDIA\'s generator is timed on the CPU only; use --device=cpu', param_hint='--nvidia')
         check_nvidia_checkout(nvidia, cfgs)
     print(f'# torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, batch {batch}, '
           f'load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}')
@@ -141,7 +143,7 @@ def main(cfg, res, batch, reps, device, threads, quick, nvidia):
                 row('G forward', time_call(lambda: G(z, None, noise_mode='const'), device, reps))
             if c.startswith('stylegan3') and (r == 256 or quick):
                 row('modulated convs only (floor)', modconv_floor(G, batch, device, reps))
-            if nvidia and device.type == 'cpu':
+            if nvidia:
                 t_nv, (diff_state, diff_pkl) = nvidia_forward(nvidia, c, r, batch, reps, threads, G)
                 row('NVIDIA G forward (their code, same machine)', t_nv)
                 print(f'| {c} | {r} | max abs difference to NVIDIA\'s images: our G with their weights | {diff_state:.2e} | | |')

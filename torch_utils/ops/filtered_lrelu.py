@@ -180,9 +180,7 @@ def _tiling(k, up, down, p0, l_out, t_out, tiles=None):
     # j*t_out ... + t_out - 1. Default: enough tiles to write every valid output and to read, inside
     # tiles*step inputs, every input that a valid output uses.
     assert down * t_out % up == 0, 'a tile must span whole polyphase periods'
-    step = down * t_out // up
-    first = -(p0 // up)
-    t_in = (k - 1 + (t_out - 1) * down - p0) // up - first + 1
+    first, t_in, step = _upfirdn2d._tile_window(k, up, down, p0, t_out)
     needed = (k - 1 + (l_out - 1) * down - p0) // up - first + 1
     tiles_needed = max(-(-l_out // t_out), -(-needed // step))
     if tiles is None:

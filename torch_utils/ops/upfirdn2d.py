@@ -301,6 +301,14 @@ def _tile_size(q, r, l_out):
             return q * m
     return q * m0
 
+def _tile_window(k, up, down, p0, t_out):
+    # Inputs of tile 0 (t_out outputs, a multiple of up/gcd): the first, i_lo = ceil(-p0 / up), and their
+    # count t_in; each further tile starts `step` inputs later.
+    i_lo = -(p0 // up)
+    t_in = (k - 1 + (t_out - 1) * down - p0) // up - i_lo + 1
+    step = down * t_out // up
+    return i_lo, t_in, step
+
 def _band_layout(k, up, down, p0, l_in, l_out):
     gcd = np.gcd(up, down)
     q, r = up // gcd, down // gcd
@@ -309,10 +317,7 @@ def _band_layout(k, up, down, p0, l_in, l_out):
     else:
         t_out = _tile_size(q, r, l_out)
         ntiles = -(-l_out // t_out)
-    step = r * (t_out // q)
-    i_lo = -(p0 // up)                                  # ceil(-p0 / up): first input tile 0 touches.
-    i_hi = (k - 1 + (t_out - 1) * down - p0) // up      # Last input tile 0 touches.
-    t_in = i_hi - i_lo + 1
+    i_lo, t_in, step = _tile_window(k, up, down, p0, t_out)
     pad_lo = -i_lo
     pad_hi = i_lo + (ntiles - 1) * step + t_in - l_in
     return i_lo, t_in, t_out, step, ntiles, pad_lo, pad_hi
