@@ -11,8 +11,10 @@ import scipy.interpolate
 import torch
 import tqdm
 
-import gen_images
-from gen_images import GenerateError
+from fundus import grades
+from torch_utils.device import DeviceError, resolve_device
+from training import generate
+from training.generate import GenerateError
 
 #----------------------------------------------------------------------------
 # Keyframes and interpolation.
@@ -42,8 +44,8 @@ def keyframe_seeds(seeds, grid_w, grid_h, num_keyframes=None, shuffle_seed=None)
 
 def map_seeds(G, seeds, class_idx=None, truncation_psi=1.0, device=torch.device('cpu')):
     """ws of every seed. Returns float32 ndarray [N, num_ws, w_dim]."""
-    z = torch.from_numpy(gen_images.seed_latents(seeds, G.z_dim)).to(device=device, dtype=torch.float32) # [N, z_dim]
-    c = gen_images.one_hot(class_idx, G.c_dim, len(seeds), device)                                         # [N, c_dim]
+    z = torch.from_numpy(generate.seed_latents(seeds, G.z_dim)).to(device=device, dtype=torch.float32) # [N, z_dim]
+    c = generate.one_hot(class_idx, G.c_dim, len(seeds), device)                                         # [N, c_dim]
     with torch.no_grad():
         ws = G.mapping(z, c, truncation_psi=truncation_psi)                                                # [N, num_ws, w_dim]
     return ws.cpu().numpy()
@@ -86,8 +88,8 @@ def render_frames(G, key_seeds, w_frames, class_idx=None, truncation_psi=1.0, de
         w = np.stack([f(t) for f in interps]).astype(np.float32)                       # [cells, num_ws, w_dim]
         with torch.no_grad():
             img = G.synthesis(torch.from_numpy(w).to(device), noise_mode='const')    # [cells, C, H, W]
-        tiles = gen_images.to_uint8(img)                                                 # [cells, H, W, C]
-        frame = gen_images.make_grid(tiles, cols=grid_w)
+        tiles = generate.to_uint8(img)                                                 # [cells, H, W, C]
+        frame = generate.make_grid(tiles, cols=grid_w)
         if frame.shape[2] == 1:
             frame = np.repeat(frame, 3, axis=2) # H.264 in yuv420p wants RGB input.
         yield frame
@@ -117,14 +119,14 @@ def write_video(path, frames, fps=60, bitrate='12M'):
 def run(network, seeds, shuffle_seed=None, grid='1x1', num_keyframes=None, w_frames=120, trunc=1.0, output='out.mp4',
         class_text=None, device='auto', progress=True):
     """The whole tool as a function. Returns the number of frames written."""
-    seed_list = gen_images.parse_range(seeds)
+    seed_list = generate.parse_range(seeds)
     grid_w, grid_h = parse_grid(grid)
     if w_frames < 1:
         raise GenerateError(f'--w-frames={w_frames}: must be at least 1')
     key_seeds = keyframe_seeds(seed_list, grid_w, grid_h, num_keyframes, shuffle_seed)
-    dev = gen_images.resolve_device(device)
-    G = gen_images.load_generator(network, dev)
-    class_idx = gen_images.parse_class(class_text, G.c_dim)
+    dev = resolve_device(device)
+    G = generate.load_generator(network, dev)
+    class_idx = grades.class_index(class_text, G.c_dim)
     frames = render_frames(G, key_seeds, w_frames, class_idx=class_idx, truncation_psi=trunc, device=dev, progress=progress)
     return write_video(output, frames)
 
@@ -152,7 +154,7 @@ def main(network, seeds, shuffle_seed, grid, num_keyframes, w_frames, trunc, cla
     try:
         count = run(network, seeds, shuffle_seed=shuffle_seed, grid=grid, num_keyframes=num_keyframes, w_frames=w_frames,
                     trunc=trunc, output=output, class_text=class_text, device=device)
-    except GenerateError as e:
+    except (GenerateError, DeviceError, grades.GradeError) as e:
         raise click.ClickException(str(e)) from None
     print(f'Wrote {count} frames to {output}')
 

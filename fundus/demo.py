@@ -17,8 +17,9 @@ import traceback
 import click
 
 import dnnlib
-
-GRADES = (0, 1, 2, 3, 4)
+from fundus import grades
+from fundus.grades import GRADES
+from training import generate
 
 #----------------------------------------------------------------------------
 # Sizes. The CPU preset is sized for a 2-core machine and ~10 minutes; the GPU preset for one GPU.
@@ -42,7 +43,7 @@ class DemoConfig:
     spectrum_images:  int           # Real and generated images for the power spectra.
     bootstrap:        int           # Bootstrap replicates for FID / KID intervals (0 = none).
     eval_reserve_s:   float         # Seconds kept free for the stages after training.
-    images_per_grade: int = 8       # Seeds rendered per grade by gen_images.
+    images_per_grade: int = 8       # Seeds rendered per grade by generate.
     grid_size:        tuple = None  # (columns, rows) of the training snapshot grids; None = the loop's default.
     image_ticks:      int = 1       # Write a fakes grid every this many ticks.
     workers:          int = 0       # DataLoader workers (0: load in the training process).
@@ -229,22 +230,21 @@ def prune_run_dir(run_dir):
         os.remove(path)
 
 #----------------------------------------------------------------------------
-# Stage 3: images per grade with gen_images.py.
+# Stage 3: images per grade with generate.py.
 
 def generate_images(demo):
-    gen_images = require('gen_images', 'the generation stage')
     cfg = demo.config
     folder = os.path.join(demo.outdir, 'images')
     seeds = list(range(cfg.images_per_grade))
-    G = gen_images.load_generator(demo.snapshot, _torch_device(demo.device))
+    G = generate.load_generator(demo.snapshot, _torch_device(demo.device))
     classes = list(GRADES) if G.c_dim > 0 else [None]
     for idx in classes:
-        subdir = os.path.join(folder, gen_images.class_name(idx) if idx is not None else 'all')
-        for seed, img in gen_images.generate_images(G, seeds, class_idx=idx, batch_size=len(seeds), device=_torch_device(demo.device)):
-            gen_images.save_png(os.path.join(subdir, gen_images.seed_filename(seed)), img)
-        gen_images.write_grid(subdir, seeds)
+        subdir = os.path.join(folder, grades.grade_name(idx) if idx is not None else 'all')
+        for seed, img in generate.generate_images(G, seeds, class_idx=idx, batch_size=len(seeds), device=_torch_device(demo.device)):
+            generate.save_png(os.path.join(subdir, generate.seed_filename(seed)), img)
+        generate.write_grid(subdir, seeds)
     name = os.path.basename(demo.snapshot)
-    return (f'{len(classes) * len(seeds)} images in {folder}/DR*/ (same as: python gen_images.py --network=.../{name} '
+    return (f'{len(classes) * len(seeds)} images in {folder}/DR*/ (same as: python generate.py --network=.../{name} '
             f'--seeds=0-{len(seeds) - 1} --class=DR<g> --grid)')
 
 #----------------------------------------------------------------------------
@@ -274,20 +274,18 @@ def metric_options(demo, G=None, gen_folder=None):
 
 def generate_metric_images(demo, G, count):
     """Render `count` images once (seed i, grade i mod 5) for every image-based metric. Returns the folder."""
-    gen_images = require('gen_images', 'the metrics stage')
     folder = os.path.join(demo.outdir, 'metric-images')
     device = _torch_device(demo.device)
     classes = list(GRADES) if G.c_dim > 0 else [None]
     for k, idx in enumerate(classes):
         seeds = list(range(k, count, len(classes)))
-        for seed, img in gen_images.generate_images(G, seeds, class_idx=idx, batch_size=8, device=device):
-            gen_images.save_png(os.path.join(folder, gen_images.seed_filename(seed)), img)
+        for seed, img in generate.generate_images(G, seeds, class_idx=idx, batch_size=8, device=device):
+            generate.save_png(os.path.join(folder, generate.seed_filename(seed)), img)
     return folder
 
 def compute_metrics(demo):
-    gen_images = require('gen_images', 'the metrics stage')
     require('metrics.metric_utils', 'the metrics stage')
-    G = gen_images.load_generator(demo.snapshot, _torch_device(demo.device))
+    G = generate.load_generator(demo.snapshot, _torch_device(demo.device))
     cfg = demo.config
     start = time.time()
     folder = generate_metric_images(demo, G, max(cfg.metric_images, cfg.spectrum_images))

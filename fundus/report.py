@@ -24,6 +24,8 @@ import numpy as np
 import PIL.Image
 
 import dnnlib
+from fundus import grades
+from training import generate
 
 #----------------------------------------------------------------------------
 # Plain-language explanations. Keys are metric families (the metric name's leading letters).
@@ -346,16 +348,15 @@ GRID_COLS = 8
 def generate_grade_grids(snapshot, num_per_class=GRID_COLS, device='cpu'):
     """Generate a row of images per class (or one row for unconditional nets). Returns [(label, grid)], G.c_dim."""
     import torch
-    import gen_images
-    G = gen_images.load_generator(snapshot, torch.device(device))
+    G = generate.load_generator(snapshot, torch.device(device))
     seeds = list(range(num_per_class))
     classes = list(range(G.c_dim)) if G.c_dim > 0 else [None]
     rows = []
     for idx in classes:
-        images = [arr for _, arr in gen_images.generate_images(G, seeds, class_idx=idx, batch_size=num_per_class,
+        images = [arr for _, arr in generate.generate_images(G, seeds, class_idx=idx, batch_size=num_per_class,
                                                                device=torch.device(device))]
-        label = gen_images.class_name(idx) if idx is not None else 'all'
-        rows.append((label, gen_images.make_grid(np.stack(images), cols=num_per_class)))
+        label = grades.grade_name(idx) if idx is not None else 'all'
+        rows.append((label, generate.make_grid(np.stack(images), cols=num_per_class)))
     return rows, G.c_dim
 
 def real_grade_grids(options, num_per_class=GRID_COLS, resolution=None):
@@ -363,7 +364,6 @@ def real_grade_grids(options, num_per_class=GRID_COLS, resolution=None):
     kwargs = (options or {}).get('training_set_kwargs')
     if not kwargs or not os.path.exists(str(kwargs.get('path', ''))):
         return []
-    import gen_images
     from training import dataset as dataset_module
     data = dataset_module.ImageFolderDataset(path=kwargs['path'], use_labels=True)
     per_class = dict()
@@ -379,8 +379,8 @@ def real_grade_grids(options, num_per_class=GRID_COLS, resolution=None):
     rows = []
     for key in sorted(per_class, key=lambda k: -1 if k is None else k):
         images = per_class[key]
-        label = gen_images.class_name(key) if key is not None else 'all'
-        rows.append((label, gen_images.make_grid(np.stack(images), cols=num_per_class)))
+        label = grades.grade_name(key) if key is not None else 'all'
+        rows.append((label, generate.make_grid(np.stack(images), cols=num_per_class)))
     return rows
 
 #----------------------------------------------------------------------------
@@ -541,7 +541,7 @@ def images_section(run, generate, device):
     parts.append('</div>')
     if fake_rows:
         parts.append(f'<p class="sub">Synthetic images: seeds 0-{GRID_COLS - 1} of {esc(os.path.basename(run.snapshots[-1]))}, '
-                     f'no truncation (reproduce with gen_images.py --seeds=0-{GRID_COLS - 1}).</p>')
+                     f'no truncation (reproduce with generate.py --seeds=0-{GRID_COLS - 1}).</p>')
     parts += [f'<p class="sub">{esc(n)}</p>' for n in notes]
     return section('images', 'Images', '\n'.join(parts))
 

@@ -10,6 +10,7 @@ import torch
 from click.testing import CliRunner
 
 import gen_images
+from training import generate
 from tests.support import tiny_configs
 from tests.support.write_help_docs import help_text
 
@@ -142,8 +143,8 @@ def test_bad_input_gives_one_line(snapshots, tmp_path):
     assert not os.path.exists(tmp_path / 'out') or os.listdir(tmp_path / 'out') == []
 
 def test_translate_rotate_set_the_inverse_transform(snapshots):
-    G = gen_images.load_generator(snapshots['sg3'])
-    gen_images.set_input_transform(G, (0.25, -0.125), 30.0)
+    G = generate.load_generator(snapshots['sg3'])
+    generate.set_input_transform(G, (0.25, -0.125), 30.0)
     a = np.radians(30.0)
     m = np.array([[np.cos(a), np.sin(a), 0.25], [-np.sin(a), np.cos(a), -0.125], [0, 0, 1]])
     np.testing.assert_allclose(G.synthesis.input.transform.numpy() @ m, np.eye(3), atol=1e-6)
@@ -187,10 +188,10 @@ def test_official_layout_pickle_renders_the_same_pictures(tmp_path):
         assert_close_uint8(got, want)
 
 def test_parse_range_and_shard():
-    assert gen_images.parse_range('0,1,4-6') == [0, 1, 4, 5, 6]
-    assert gen_images.parse_range('0-4999')[-1] == 4999
+    assert generate.parse_range('0,1,4-6') == [0, 1, 4, 5, 6]
+    assert generate.parse_range('0-4999')[-1] == 4999
     seeds = list(range(10))
-    shards = [gen_images.shard(seeds, r, 3) for r in range(3)]
+    shards = [generate.shard(seeds, r, 3) for r in range(3)]
     assert sorted(sum(shards, [])) == seeds and shards[1] == [1, 4, 7]
 
 @pytest.mark.slow

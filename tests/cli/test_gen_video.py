@@ -8,7 +8,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import gen_images
+from training import generate
 import gen_video
 from tests.support import tiny_configs
 from tests.support.write_help_docs import help_text
@@ -32,7 +32,7 @@ def test_keyframe_layout():
     assert keys[:, :, 0].tolist() == [[0, 1, 2], [3, 4, 5]] and keys[:, :, 1].tolist() == [[6, 7, 8], [9, 10, 11]]
     # Too few seeds for the keyframes asked for: they wrap around.
     assert gen_video.keyframe_seeds([4, 5], 1, 1, num_keyframes=3)[0, 0].tolist() == [4, 5, 4]
-    with pytest.raises(gen_images.GenerateError, match='do not fill a 2x2 grid'):
+    with pytest.raises(generate.GenerateError, match='do not fill a 2x2 grid'):
         gen_video.keyframe_seeds([0, 1, 2], 2, 2)
 
 def test_interpolation_passes_through_keyframes_and_loops():
@@ -55,8 +55,8 @@ def test_video_frames_match_keyframe_images(snapshot, tmp_path):
     assert frames.shape == (6, 16, 32, 3)
     # Frame 0 shows seeds 0 and 1 (first keyframe of each cell); frame 3 shows seeds 2 and 3; frames in
     # between move from one to the other and back (the video loops).
-    G = gen_images.load_generator(snapshot)
-    want = {s: img.astype(np.float64) for s, img in gen_images.generate_images(G, [0, 1, 2, 3])}
+    G = generate.load_generator(snapshot)
+    want = {s: img.astype(np.float64) for s, img in generate.generate_images(G, [0, 1, 2, 3])}
     key_a = np.concatenate([want[0], want[1]], axis=1)
     key_b = np.concatenate([want[2], want[3]], axis=1)
     err_a = [np.abs(f - key_a).mean() for f in frames.astype(np.float64)]

@@ -12,7 +12,7 @@ import numpy as np
 import PIL.Image
 import pytest
 
-import gen_images
+from training import generate
 from fundus import demo
 from tests.support.fake_detector import FakeDetector
 
@@ -72,16 +72,16 @@ def test_demo_training_respects_budget_and_writes_run_dir(demo_run):
     assert len(stats) == 1 and stats[0]['Progress/kimg']['mean'] == pytest.approx(0.004)
     snapshots = sorted(n for n in os.listdir(run_dir) if n.startswith('network-snapshot-'))
     assert snapshots == ['network-snapshot-000000.pkl']
-    G = gen_images.load_generator(os.path.join(run_dir, snapshots[0]))
+    G = generate.load_generator(os.path.join(run_dir, snapshots[0]))
     assert (G.c_dim, G.img_resolution, G.z_dim) == (5, 16, 32)
 
 def test_demo_images_per_grade_match_gen_images(demo_run):
-    G = gen_images.load_generator(os.path.join(demo_run['run_dir'], 'network-snapshot-000000.pkl'))
+    G = generate.load_generator(os.path.join(demo_run['run_dir'], 'network-snapshot-000000.pkl'))
     for grade in demo.GRADES:
         folder = os.path.join(demo_run['outdir'], 'images', f'DR{grade}')
         assert sorted(os.listdir(folder)) == ['grid.png', 'seed0000.png', 'seed0001.png']
     got = np.asarray(PIL.Image.open(os.path.join(demo_run['outdir'], 'images', 'DR3', 'seed0001.png'))).astype(int)
-    (_seed, want), = gen_images.generate_images(G, [1], class_idx=3)
+    (_seed, want), = generate.generate_images(G, [1], class_idx=3)
     assert np.abs(got - want.astype(int)).max() <= 1
 
 def test_demo_metrics_are_written_in_nvidia_format(demo_run):
