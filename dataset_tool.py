@@ -27,9 +27,9 @@ import click
 import numpy as np
 from PIL import Image
 
-from fundus import labels as fundus_labels
-from fundus import phantom as fundus_phantom
-from fundus import preprocess
+from fundus.data import labels as fundus_labels
+from fundus.data import phantom as fundus_phantom
+from fundus.data import preprocess
 
 #----------------------------------------------------------------------------
 

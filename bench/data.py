@@ -59,7 +59,7 @@ def bench_loader(path, epochs, workers):
 def bench_stages(photo, reps=5):
     # Median milliseconds per stage for one 1411x1411 JPEG, in this process (one core).
     import dataset_tool
-    from fundus import preprocess
+    from fundus.data import preprocess
     with open(photo, 'rb') as f:
         data = f.read()
     stages = dict(decode=[], detect_fov=[], crop_resize=[], encode_png=[])
@@ -78,7 +78,7 @@ def bench_stages(photo, reps=5):
     return {k: round(1000 * float(np.median(v)), 1) for k, v in stages.items()}
 
 def bench_phantom(res, reps):
-    from fundus import phantom
+    from fundus.data import phantom
     phantom.render(res, 4, 0)
     times = []
     for i in range(reps):

@@ -134,7 +134,7 @@ def require(module_name, what):
 def build_dataset(demo):
     cfg = demo.config
     tool = require('dataset_tool', 'the dataset stage')
-    require('fundus.phantom', 'the dataset stage')
+    require('fundus.data.phantom', 'the dataset stage')
     res = cfg.resolution
     demo.zip_path = os.path.join(demo.outdir, f'phantoms-{cfg.num_images}-{res}x{res}.zip')
     if os.path.isfile(demo.zip_path):

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 import dataset_tool
-from fundus import phantom
+from fundus.data import phantom
 from tests.data import helpers
 from training.dataset import ImageFolderDataset
 

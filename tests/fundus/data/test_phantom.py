@@ -1,12 +1,12 @@
-# fundus.phantom: determinism, lesion ground truth against the grade rules, any resolution, and the
+# fundus.data.phantom: determinism, lesion ground truth against the grade rules, any resolution, and the
 # picture itself (FOV geometry found by the independent FOV detector, colours, lesions where recorded).
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from fundus import phantom as P
-from fundus import preprocess
+from fundus.data import phantom as P
+from fundus.data import preprocess
 
 #----------------------------------------------------------------------------
 

@@ -1,8 +1,8 @@
-# fundus.labels: one reader per public grade-file format, and the one-line errors for bad rows.
+# fundus.data.labels: one reader per public grade-file format, and the one-line errors for bad rows.
 
 import pytest
 
-from fundus import labels as L
+from fundus.data import labels as L
 
 #----------------------------------------------------------------------------
 

@@ -1,11 +1,11 @@
-# fundus.preprocess: FOV detection on the real scikit-image photo and on synthetic discs, circle crop,
+# fundus.data.preprocess: FOV detection on the real scikit-image photo and on synthetic discs, circle crop,
 # channel handling, idempotence, Ben Graham normalisation and the no-FOV error.
 
 import numpy as np
 import pytest
 import skimage.data
 
-from fundus import preprocess as P
+from fundus.data import preprocess as P
 
 #----------------------------------------------------------------------------
 

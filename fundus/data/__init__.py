@@ -1,0 +1,1 @@
+# Fundus data: field-of-view preprocessing, grade-label readers, procedural phantoms, and the library half of dataset_tool.py.
