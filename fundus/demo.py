@@ -367,7 +367,7 @@ def _memorization(demo, G, folder, cfg):
 # Stage 5: the report.
 
 def write_report(demo):
-    report = require('fundus.report', 'the report stage')
+    report = require('fundus.report.run', 'the report stage')
     demo.report = report.write_report(demo.run_dir, out=os.path.join(demo.outdir, 'report.html'), generate=True,
                                       device=demo.device)
     return demo.report

@@ -8,7 +8,6 @@ Every image is embedded, so the file can be mailed or archived alone. Anything t
 "not computed for this run"; the page is still written.
 """
 
-import base64
 import dataclasses
 import datetime
 import glob
@@ -25,6 +24,7 @@ import PIL.Image
 
 import dnnlib
 from fundus import grades
+from fundus.report.media import figure_png, image_data_uri, open_image, png_data_uri
 from training import generate
 
 #----------------------------------------------------------------------------
@@ -152,41 +152,6 @@ def metric_series(rows, key):
             xs.append(kimg)
             ys.append(value)
     return np.array(xs), np.array(ys)
-
-#----------------------------------------------------------------------------
-# Images: matplotlib figures and pictures to embedded data URIs.
-
-def figure_png(fig, dpi=100):
-    buf = io.BytesIO()
-    fig.savefig(buf, format='png', dpi=dpi, bbox_inches='tight')
-    return buf.getvalue()
-
-def image_data_uri(image, max_width=1200):
-    """PIL image or [H, W, C] uint8 -> data URI. Large pictures are shrunk and sent as JPEG to keep the page light."""
-    if not isinstance(image, PIL.Image.Image):
-        arr = np.asarray(image)
-        image = PIL.Image.fromarray(arr[:, :, 0] if arr.ndim == 3 and arr.shape[2] == 1 else arr)
-    if image.width > max_width:
-        image = image.resize((max_width, max(1, round(image.height * max_width / image.width))), PIL.Image.LANCZOS)
-    buf = io.BytesIO()
-    if image.width * image.height > 300 * 300 and image.mode in ('RGB', 'L'):
-        image.save(buf, format='JPEG', quality=90)
-        mime = 'image/jpeg'
-    else:
-        image.save(buf, format='PNG')
-        mime = 'image/png'
-    return f'data:{mime};base64,' + base64.b64encode(buf.getvalue()).decode('ascii')
-
-def png_data_uri(png_bytes):
-    return 'data:image/png;base64,' + base64.b64encode(png_bytes).decode('ascii')
-
-def open_image(path):
-    try:
-        with PIL.Image.open(path) as img:
-            img.load()
-            return img.copy()
-    except (OSError, ValueError):
-        return None
 
 #----------------------------------------------------------------------------
 # Training curves.

@@ -11,7 +11,7 @@ import numpy as np
 import PIL.Image
 from click.testing import CliRunner
 
-from fundus import report
+from fundus.report import run as report
 
 #----------------------------------------------------------------------------
 # A tiny run directory in the formats the training loop and metrics write.
