@@ -16,6 +16,8 @@ import dnnlib
 from metrics import detectors
 from metrics import metric_main
 from metrics import metric_utils
+from metrics.errors import DetectorError, MetricError
+from torch_utils import persistence
 
 #----------------------------------------------------------------------------
 
@@ -49,7 +51,6 @@ def resolve_device(device):
 #----------------------------------------------------------------------------
 
 def load_generator(network):
-    from torch_utils import persistence # Imported here: only needed with --network.
     try:
         data = persistence.load_network_pkl(network)
     except (OSError, ValueError) as e:
@@ -164,7 +165,7 @@ def calc_metrics(network, metrics, data, mirror, gpus, verbose, seed, images, bo
             raise CalcError(f'--gpus={gpus}: calc_metrics.py runs one process for now; the metrics library supports num_gpus > 1 '
                             'inside an initialised torch.distributed group (the training loop uses that)')
         calc_all(metric_list, network, data, mirror, gpus, verbose, seed, images, bootstrap, out, paths, device)
-    except (CalcError, metric_utils.MetricError, detectors.DetectorError) as e:
+    except (CalcError, MetricError, DetectorError) as e:
         raise click.ClickException(str(e)) from None
     except ValueError as e: # Dataset errors (training.dataset.DatasetError) and bad pickles.
         raise click.ClickException(str(e).splitlines()[0]) from None

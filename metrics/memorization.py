@@ -18,6 +18,7 @@ import numpy as np
 import scipy.stats
 import torch
 
+import dnnlib
 from metrics import metric_utils
 from metrics import ssim as ssim_lib
 
@@ -105,13 +106,12 @@ def compute_memorization_metric(opts, name, num_gen, detector_name='inception'):
     return results
 
 def _write_csv(path, gen_d, gen_nn, ssims, threshold):
-    tmp = path + '.tmp'
-    with open(tmp, 'w', newline='') as f:
+    def write(f):
         writer = csv.writer(f)
         writer.writerow(['generated_index', 'nearest_train_index', 'feature_distance', 'pixel_ssim', 'near_copy'])
         for i, (d, j, s) in enumerate(zip(gen_d, gen_nn, ssims)):
             writer.writerow([i, int(j), f'{d:.6g}', f'{s:.6f}', int(d < threshold)])
-    os.replace(tmp, path)
+    dnnlib.atomic_write(path, write, mode='w')
 
 def _save_pairs_png(path, closest, threshold):
     import matplotlib # Only needed when plotting.
@@ -126,9 +126,7 @@ def _save_pairs_png(path, closest, threshold):
             ax.set_title(label, fontsize=8)
             ax.axis('off')
     fig.tight_layout()
-    tmp = path + '.tmp.png'
-    fig.savefig(tmp, dpi=80)
+    dnnlib.atomic_write(path, lambda f: fig.savefig(f, format='png', dpi=80))
     plt.close(fig)
-    os.replace(tmp, path)
 
 #----------------------------------------------------------------------------

@@ -9,7 +9,17 @@ import time
 
 import dnnlib
 from metrics import bootstrap
-from metrics.metric_utils import MetricError, MetricOptions
+from metrics import equivariance
+from metrics import frechet_inception_distance
+from metrics import inception_score
+from metrics import kernel_inception_distance
+from metrics import memorization
+from metrics import paired_folders
+from metrics import perceptual_path_length
+from metrics import precision_recall
+from metrics import spectrum
+from metrics.errors import MetricError
+from metrics.metric_utils import MetricOptions
 
 #----------------------------------------------------------------------------
 # Registry. Exact names map to functions; families are regular expressions whose groups set the sizes,
@@ -117,7 +127,6 @@ def _legacy(opts):
     return opts.with_dataset_overrides(max_size=None)
 
 def _fid(opts, name, max_real, num_gen):
-    from metrics import frechet_inception_distance
     fid, real, gen = frechet_inception_distance.compute_fid(opts, max_real=max_real, num_gen=num_gen)
     results = {name: fid}
     if opts.bootstrap > 0 and opts.rank == 0:
@@ -126,7 +135,6 @@ def _fid(opts, name, max_real, num_gen):
     return results
 
 def _kid(opts, name, max_real, num_gen):
-    from metrics import kernel_inception_distance
     kid, real, gen = kernel_inception_distance.compute_kid(opts, max_real=max_real, num_gen=num_gen, num_subsets=100, max_subset_size=1000)
     results = {name: kid}
     if opts.bootstrap > 0 and opts.rank == 0:
@@ -156,7 +164,6 @@ def kid_legacy_family(opts, match):
 # Precision/recall, Inception Score, perceptual path length, equivariance.
 
 def _pr(opts, name, max_real, num_gen, nhood_size):
-    from metrics import precision_recall
     precision, recall = precision_recall.compute_pr(opts, max_real=max_real, num_gen=num_gen, nhood_size=nhood_size,
         row_batch_size=10000, col_batch_size=10000)
     return {f'{name}_precision': precision, f'{name}_recall': recall}
@@ -172,19 +179,16 @@ def pr_legacy_family(opts, match):
 
 @register_family(rf'is{_COUNT}', examples=['is50k'])
 def is_family(opts, match):
-    from metrics import inception_score
     mean, std = inception_score.compute_is(_full(opts), num_gen=_count(match, 1), num_splits=10)
     return {f'{match.group(0)}_mean': mean, f'{match.group(0)}_std': std}
 
 @register_family(r'ppl(2?)_([zw])(full|end)', examples=['ppl2_wend', 'ppl_zfull', 'ppl_wfull', 'ppl_zend', 'ppl_wend'])
 def ppl_family(opts, match):
-    from metrics import perceptual_path_length
     ppl = perceptual_path_length.compute_ppl(opts, num_samples=50000, epsilon=1e-4, space=match.group(2),
         sampling=match.group(3), crop=(match.group(1) != '2'), batch_size=2)
     return {match.group(0): ppl}
 
 def _eq(opts, name, num_samples, **kwargs):
-    from metrics import equivariance
     opts.G_kwargs = dnnlib.EasyDict(opts.G_kwargs, force_fp32=True)
     return {name: equivariance.compute_equivariance_metric(opts, num_samples=num_samples, batch_size=4, **kwargs)}
 
@@ -205,33 +209,27 @@ def eqr_family(opts, match):
 
 @register_metric
 def ssim(opts):
-    from metrics import ssim as ssim_lib
-    return ssim_lib.compute_paired(opts, multiscale=False)
+    return paired_folders.compute_ssim(opts, multiscale=False)
 
 @register_metric
 def msssim(opts):
-    from metrics import ssim as ssim_lib
-    return ssim_lib.compute_paired(opts, multiscale=True)
+    return paired_folders.compute_ssim(opts, multiscale=True)
 
 @register_metric
 def lpips(opts):
-    from metrics import lpips as lpips_lib
-    return lpips_lib.compute_paired(opts, net='alex', name='lpips')
+    return paired_folders.compute_lpips(opts, net='alex', name='lpips')
 
 @register_metric
 def lpips_vgg(opts):
-    from metrics import lpips as lpips_lib
-    return lpips_lib.compute_paired(opts, net='vgg', name='lpips_vgg')
+    return paired_folders.compute_lpips(opts, net='vgg', name='lpips_vgg')
 
 @register_family(rf'spectrum(?:{_COUNT})?', examples=['spectrum', 'spectrum10k'])
 def spectrum_family(opts, match):
-    from metrics import spectrum
     num = _count(match, 1) if match.group(1) else 10000
     return spectrum.compute_spectrum_metric(_full(opts), name=match.group(0), num_images=num)
 
 @register_family(rf'memorization(?:{_COUNT})?', examples=['memorization', 'memorization5k'])
 def memorization_family(opts, match):
-    from metrics import memorization
     num = _count(match, 1) if match.group(1) else 1000
     return memorization.compute_memorization_metric(_full(opts), name=match.group(0), num_gen=num)
 

@@ -15,11 +15,7 @@ import tqdm
 
 import dnnlib
 from metrics import detectors as detector_lib
-
-#----------------------------------------------------------------------------
-
-class MetricError(ValueError):
-    """Bad input to a metric (empty folder, mismatched sizes, unknown name). The CLI prints it as one line."""
+from metrics.errors import MetricError
 
 #----------------------------------------------------------------------------
 
