@@ -27,6 +27,7 @@ class MetricOptions:
         G_kwargs            = None,     # Extra keyword arguments for G(z, c, ...); None = {}.
         dataset_kwargs      = None,     # Real (training) dataset: kwargs for dnnlib.construct_class_by_name.
         gen_dataset_kwargs  = None,     # Generated images from a folder (calc_metrics --images); None = use G.
+        models              = None,     # {name: module}: further networks a family needs, e.g. {'encoder': E}.
         num_gpus            = 1,        # Number of processes taking part (each handles every num_gpus-th item).
         rank                = 0,        # Rank of this process.
         device              = None,     # torch.device or string; None = CPU.
@@ -44,6 +45,7 @@ class MetricOptions:
         self.G_kwargs           = dnnlib.EasyDict(G_kwargs or {})
         self.dataset_kwargs     = dnnlib.EasyDict(dataset_kwargs or {})
         self.gen_dataset_kwargs = None if gen_dataset_kwargs is None else dnnlib.EasyDict(gen_dataset_kwargs)
+        self.models             = dict(models or {})
         self.num_gpus           = num_gpus
         self.rank               = rank
         self.device             = torch.device(device if device is not None else 'cpu')
@@ -61,6 +63,12 @@ class MetricOptions:
         if name not in self.detectors:
             self.detectors[name] = detector_lib.load_detector(name, path=self.detector_paths.get(name), device=self.device)
         return self.detectors[name]
+
+    def get_model(self, name, metric):
+        """The network `name` that `metric` needs (e.g. the encoder of the *_recon metrics); MetricError when absent."""
+        if self.models.get(name) is None:
+            raise MetricError(f'{metric} needs the "{name}" network: pass models={{"{name}": ...}} to calc_metric')
+        return self.models[name]
 
     def with_dataset_overrides(self, **overrides):
         """A shallow copy whose real-dataset kwargs have `overrides` applied (e.g. max_size=None, xflip=False)."""

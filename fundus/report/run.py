@@ -24,6 +24,7 @@ import PIL.Image
 
 import dnnlib
 from fundus import grades
+from metrics import metric_main
 from fundus.report.media import figure_png, image_data_uri, open_image, png_data_uri
 from training import generate
 
@@ -207,7 +208,7 @@ def plot_metric_curves(metrics):
             if len(xs) < 2:
                 continue
             band = None
-            lo_key, hi_key = interval_keys(lines[-1]['results'], base)
+            lo_key, hi_key = interval_keys(lines[-1]['results'], base, name)
             if lo_key and hi_key:
                 lx, lo = metric_series(lines, lo_key)
                 hx, hi = metric_series(lines, hi_key)
@@ -233,68 +234,45 @@ def plot_metric_curves(metrics):
     return figure_png(fig)
 
 #----------------------------------------------------------------------------
-# Metrics table. A result key such as fid10k_full, fid10k_full_ci_low or kid50k_full_boot_mean is grouped
-# under its base metric; bootstrap keys become the interval column. metrics.bootstrap.summarize() writes
-# <name>_boot_mean, <name>_boot_p2.5, <name>_boot_p97.5 and <name>_boot_n.
-
-_CI_SUFFIXES = {
-    'mean': ('boot_mean', 'bootstrap_mean', 'mean'),
-    'n':    ('boot_n', 'bootstrap_n'),
-    'low':  ('boot_p2.5', 'ci_low', 'ci_lo', 'ci95_low', 'ci95_lo', 'lo', 'low', 'p2.5', 'p025'),
-    'high': ('boot_p97.5', 'ci_high', 'ci_hi', 'ci95_high', 'ci95_hi', 'hi', 'high', 'p97.5', 'p975'),
-}
+# Metrics table. Result keys are read with the registry's parser (metrics.metric_main.split_result_key):
+# interval keys (fid10k_full_boot_p2.5, ...) become the interval column of their value, image counts
+# (spectrum200_num_gen, ...) annotate the metric, every other number is a row.
 
 def metric_family(name):
-    """'fid50k_full' -> 'fid', 'eqt50k_int' -> 'eqt', 'pr50k3_full_precision' -> 'pr', 'memorization' -> 'memorization'."""
-    lowered = name.lower()
-    for family in sorted(METRIC_HELP, key=len, reverse=True):
-        if lowered.startswith(family):
-            if family == 'pr' and not re.match(r'pr\d', lowered):
-                continue
-            if family == 'is' and not re.match(r'is\d', lowered):
-                continue
-            return family
-    return None
+    """'fid50k_full' -> 'fid', 'eqt50k_int' -> 'eqt', 'memorization' -> 'memorization'; None when unknown."""
+    return metric_main.metric_family(name)
 
-def split_interval_key(key, base_keys):
-    """Match 'fid10k_full_ci_low' against base 'fid10k_full' -> ('fid10k_full', 'low'); else None."""
-    for base in sorted(base_keys, key=len, reverse=True):
-        if key.startswith(base + '_'):
-            suffix = key[len(base) + 1:]
-            for kind, names in _CI_SUFFIXES.items():
-                if suffix in names:
-                    return base, kind
-    return None
-
-def interval_keys(results, base):
-    """Names of the flat lower and upper bootstrap keys of `base` in a results dict (None where absent)."""
+def interval_keys(results, base, metric=None):
+    """Names of the lower and upper bootstrap keys of value key `base` in a results dict (None where absent)."""
     found = dict()
     for key in results:
-        match = split_interval_key(key, [base])
-        if match is not None:
-            found[match[1]] = key
+        parsed = metric_main.split_result_key(key, metric)
+        if parsed is not None and parsed.value == base and parsed.role in ('low', 'high'):
+            found[parsed.role] = key
     return found.get('low'), found.get('high')
 
-COUNT_SUFFIXES = ('_num_gen', '_num_real', '_num_ref')   # Image counts that annotate a metric, not metrics.
+def _numeric(results):
+    return {k: v for k, v in results.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 def metric_rows(metrics):
     """Table rows from the latest line of every metric file: dicts with name, value, interval, counts, kimg, family."""
     rows = []
     for name, lines in sorted(metrics.items()):
         latest = lines[-1]
-        numeric = {k: v for k, v in latest['results'].items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-        counts = {k[len(name) + 1:]: v for k, v in numeric.items() if k.startswith(name) and k.endswith(COUNT_SUFFIXES)}
-        numeric = {k: v for k, v in numeric.items() if not k.endswith(COUNT_SUFFIXES)}
-        bases = [k for k in numeric if split_interval_key(k, [b for b in numeric if b != k]) is None]
-        intervals = {b: dict() for b in bases}
-        for key in numeric:
-            match = split_interval_key(key, [b for b in bases if b != key])
-            if match is not None:
-                intervals[match[0]][match[1]] = numeric[key]
-        for base in bases:
-            rows.append(dict(metric=name, name=base, value=numeric[base], interval=intervals[base], counts=counts,
+        values, intervals, counts = dict(), dict(), dict()
+        for key, v in _numeric(latest['results']).items():
+            parsed = metric_main.split_result_key(key, name)
+            role = 'value' if parsed is None else parsed.role # Keys no registered metric writes are shown as they are.
+            if role == 'count':
+                counts[parsed.suffix] = v
+            elif role == 'value':
+                values[key] = v
+            else:
+                intervals.setdefault(parsed.value, dict())[role] = v
+        for base, value in values.items():
+            rows.append(dict(metric=name, name=base, value=value, interval=intervals.get(base, dict()), counts=counts,
                              kimg=snapshot_kimg(latest.get('snapshot_pkl')), snapshot=latest.get('snapshot_pkl'),
-                             family=metric_family(base) or metric_family(name), total_time=latest.get('total_time_str')))
+                             family=metric_family(name), total_time=latest.get('total_time_str')))
     return rows
 
 def format_number(value):
