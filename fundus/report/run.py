@@ -27,6 +27,8 @@ from fundus import grades
 from metrics import metric_main
 from fundus.report.media import figure_png, image_data_uri, open_image, png_data_uri
 from training import generate
+from training import run_dir as run_dir_lib
+from training.run_dir import load_run, metric_series, read_json, snapshot_kimg, stat_series, training_seconds
 
 #----------------------------------------------------------------------------
 # Plain-language explanations. Keys are metric families (the metric name's leading letters).
@@ -70,89 +72,6 @@ METRIC_HELP = {
 }
 
 NOT_COMPUTED = 'not computed for this run'
-
-#----------------------------------------------------------------------------
-# Reading a run directory. Every reader returns None (or empty) for what is missing.
-
-@dataclasses.dataclass
-class Run:
-    run_dir:   str
-    options:   dict         # training_options.json, or None.
-    stats:     list         # One dict per stats.jsonl line.
-    metrics:   dict         # metric name -> list of result lines (oldest first).
-    snapshots: list         # Sorted network-snapshot-*.pkl paths.
-    problems:  list         # Files that existed but could not be read, with the reason.
-
-def read_json(path, problems):
-    try:
-        with open(path, 'r', encoding='utf-8') as f:
-            return json.load(f)
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as e:
-        problems.append(f'{os.path.basename(path)}: {e}')
-        return None
-
-def read_jsonl(path, problems):
-    rows = []
-    try:
-        with open(path, 'r', encoding='utf-8') as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rows.append(json.loads(line))
-                except ValueError:
-                    # A run killed mid-write can leave a partial last line; keep what was complete.
-                    problems.append(f'{os.path.basename(path)} line {lineno}: not valid JSON, skipped')
-    except FileNotFoundError:
-        pass
-    except OSError as e:
-        problems.append(f'{os.path.basename(path)}: {e}')
-    return rows
-
-def load_run(run_dir):
-    """Collect what a run directory holds; raises only when the directory itself does not exist."""
-    if not os.path.isdir(run_dir):
-        raise FileNotFoundError(f'run directory not found: {run_dir}')
-    problems = []
-    options = read_json(os.path.join(run_dir, 'training_options.json'), problems)
-    stats = read_jsonl(os.path.join(run_dir, 'stats.jsonl'), problems)
-    metrics = dict()
-    for path in sorted(glob.glob(os.path.join(run_dir, 'metric-*.jsonl'))):
-        name = os.path.basename(path)[len('metric-'):-len('.jsonl')]
-        rows = [r for r in read_jsonl(path, problems) if isinstance(r, dict) and isinstance(r.get('results'), dict)]
-        if rows:
-            metrics[name] = rows
-    snapshots = sorted(glob.glob(os.path.join(run_dir, 'network-snapshot-*.pkl')))
-    return Run(run_dir=run_dir, options=options, stats=stats, metrics=metrics, snapshots=snapshots, problems=problems)
-
-def snapshot_kimg(name):
-    """'network-snapshot-000200.pkl' (any folder) -> 200; None when the name carries no kimg."""
-    match = re.search(r'network-snapshot-(\d+)\.pkl$', str(name or ''))
-    return int(match.group(1)) if match else None
-
-def stat_series(stats, key):
-    """(kimg, mean) arrays of one stats.jsonl key, in file order."""
-    xs, ys = [], []
-    for row in stats:
-        value, kimg = row.get(key), row.get('Progress/kimg')
-        if isinstance(value, dict) and isinstance(kimg, dict) and value.get('num', 0) > 0:
-            mean = value.get('mean')
-            if mean is not None and math.isfinite(mean):
-                xs.append(kimg['mean'])
-                ys.append(mean)
-    return np.array(xs, dtype=np.float64), np.array(ys, dtype=np.float64)
-
-def metric_series(rows, key):
-    """(kimg, value) of one result key over the snapshots a metric was computed for."""
-    xs, ys = [], []
-    for row in rows:
-        kimg, value = snapshot_kimg(row.get('snapshot_pkl')), row['results'].get(key)
-        if kimg is not None and isinstance(value, (int, float)) and math.isfinite(value):
-            xs.append(kimg)
-            ys.append(value)
-    return np.array(xs), np.array(ys)
 
 #----------------------------------------------------------------------------
 # Training curves.
@@ -387,19 +306,6 @@ def summary_section(run):
                     'training went, what the images look like next to real ones, and the numbers that say how '
                     'realistic, how varied and how novel they are. Each number comes with a short explanation.'))
     return section('summary', 'Summary', body)
-
-def training_seconds(stats):
-    """Wall time of training: Timing/total_sec when logged, else the time between the first and the last
-    stats line plus the first tick's duration."""
-    if not stats:
-        return None
-    total = (stats[-1].get('Timing/total_sec') or {}).get('mean')
-    if total is not None:
-        return total
-    first, last = stats[0], stats[-1]
-    if not isinstance(first.get('timestamp'), (int, float)) or not isinstance(last.get('timestamp'), (int, float)):
-        return None
-    return last['timestamp'] - first['timestamp'] + (first.get('Timing/sec_per_tick') or {}).get('mean', 0.0)
 
 def _model_name(opts):
     cls = str((opts.get('G_kwargs') or {}).get('class_name', ''))
@@ -658,7 +564,7 @@ def main(run_dir, out, generate, device):
     """Write a self-contained HTML report of a training run."""
     try:
         path = write_report(run_dir, out=out, generate=generate, device=device)
-    except FileNotFoundError as e:
+    except run_dir_lib.RunDirError as e:
         raise click.ClickException(str(e)) from None
     print(f'Report: {os.path.abspath(path)}')
 
