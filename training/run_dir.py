@@ -57,6 +57,10 @@ def read_jsonl(path, problems):
         problems.append(f'{os.path.basename(path)}: {e}')
     return rows
 
+def read_stats(run_dir, problems=None):
+    """The complete lines of <run_dir>/stats.jsonl, oldest first ([] when missing)."""
+    return read_jsonl(os.path.join(run_dir, STATS_FILE), [] if problems is None else problems)
+
 def read_metric_files(run_dir, problems):
     """{metric name: result lines, oldest first} of every metric-<name>.jsonl holding a results dict."""
     metrics = dict()
@@ -88,7 +92,7 @@ def load_run(run_dir):
         raise RunDirError(f'run directory not found: {run_dir}')
     problems = []
     options = read_json(os.path.join(run_dir, OPTIONS_FILE), problems)
-    stats = read_jsonl(os.path.join(run_dir, STATS_FILE), problems)
+    stats = read_stats(run_dir, problems)
     metrics = read_metric_files(run_dir, problems)
     return Run(run_dir=run_dir, options=options, stats=stats, metrics=metrics, snapshots=list_snapshots(run_dir), problems=problems)
 

@@ -44,6 +44,7 @@ def test_load_run_reads_every_file_and_notes_damage(tmp_path):
     open(os.path.join(d, 'metric-empty.jsonl'), 'w').close()
     run = run_dir.load_run(d)
     assert run.options == dict(batch_size=16) and len(run.stats) == 3
+    assert run_dir.read_stats(d) == run.stats and run_dir.last_kimg(run_dir.read_stats(d)) == 1.5 # The demo's exact kimg.
     assert run.problems == ['stats.jsonl line 4: not valid JSON, skipped']
     assert list(run.metrics) == ['fid50k_full'] and len(run.metrics['fid50k_full']) == 2
     assert [os.path.basename(p) for p in run.snapshots] == ['network-snapshot-000040.pkl', 'network-snapshot-000080.pkl']
