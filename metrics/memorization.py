@@ -18,6 +18,7 @@ import numpy as np
 import scipy.stats
 import torch
 
+import dnnlib
 from metrics import metric_utils
 from metrics import ssim as ssim_lib
 
@@ -51,23 +52,19 @@ def reference_distances(real_feats, num, seed):
     d, _ = nearest_neighbours(real_feats[chosen], real_feats, exclude=chosen)
     return d
 
+# Result keys after the metric name, in written order (declared to the registry in metric_main).
+VALUE_SUFFIXES = ('_nn_median', '_ref_nn_median', '_nn_ratio', '_threshold', '_near_copies', '_near_copy_fraction',
+                  '_mannwhitney_p', '_ssim_median', '_ssim_max')
+COUNT_SUFFIXES = ('_num_gen', '_num_ref')
+
 def summarize(name, gen_d, ref_d, ssims):
     threshold = float(np.percentile(ref_d, NEAR_COPY_PERCENTILE))
     near = int((gen_d < threshold).sum())
     p = float(scipy.stats.mannwhitneyu(gen_d, ref_d, alternative='less').pvalue) if len(ref_d) > 0 else float('nan')
-    return {
-        f'{name}_nn_median':            float(np.median(gen_d)),
-        f'{name}_ref_nn_median':        float(np.median(ref_d)),
-        f'{name}_nn_ratio':             float(np.median(gen_d) / max(np.median(ref_d), 1e-12)),
-        f'{name}_threshold':            threshold,
-        f'{name}_near_copies':          near,
-        f'{name}_near_copy_fraction':   near / len(gen_d),
-        f'{name}_mannwhitney_p':        p,
-        f'{name}_ssim_median':          float(np.median(ssims)),
-        f'{name}_ssim_max':             float(np.max(ssims)),
-        f'{name}_num_gen':              int(len(gen_d)),
-        f'{name}_num_ref':              int(len(ref_d)),
-    }
+    values = (float(np.median(gen_d)), float(np.median(ref_d)), float(np.median(gen_d) / max(np.median(ref_d), 1e-12)),
+              threshold, near, near / len(gen_d), p, float(np.median(ssims)), float(np.max(ssims)))
+    counts = (int(len(gen_d)), int(len(ref_d)))
+    return {name + suffix: v for suffix, v in zip(VALUE_SUFFIXES + COUNT_SUFFIXES, values + counts)}
 
 #----------------------------------------------------------------------------
 
@@ -105,13 +102,12 @@ def compute_memorization_metric(opts, name, num_gen, detector_name='inception'):
     return results
 
 def _write_csv(path, gen_d, gen_nn, ssims, threshold):
-    tmp = path + '.tmp'
-    with open(tmp, 'w', newline='') as f:
+    def write(f):
         writer = csv.writer(f)
         writer.writerow(['generated_index', 'nearest_train_index', 'feature_distance', 'pixel_ssim', 'near_copy'])
         for i, (d, j, s) in enumerate(zip(gen_d, gen_nn, ssims)):
             writer.writerow([i, int(j), f'{d:.6g}', f'{s:.6f}', int(d < threshold)])
-    os.replace(tmp, path)
+    dnnlib.atomic_write(path, write, mode='w')
 
 def _save_pairs_png(path, closest, threshold):
     import matplotlib # Only needed when plotting.
@@ -126,9 +122,7 @@ def _save_pairs_png(path, closest, threshold):
             ax.set_title(label, fontsize=8)
             ax.axis('off')
     fig.tight_layout()
-    tmp = path + '.tmp.png'
-    fig.savefig(tmp, dpi=80)
+    dnnlib.atomic_write(path, lambda f: fig.savefig(f, format='png', dpi=80))
     plt.close(fig)
-    os.replace(tmp, path)
 
 #----------------------------------------------------------------------------

@@ -15,11 +15,8 @@ import tqdm
 
 import dnnlib
 from metrics import detectors as detector_lib
-
-#----------------------------------------------------------------------------
-
-class MetricError(ValueError):
-    """Bad input to a metric (empty folder, mismatched sizes, unknown name). The CLI prints it as one line."""
+from torch_utils import distributed
+from metrics.errors import MetricError
 
 #----------------------------------------------------------------------------
 
@@ -31,6 +28,7 @@ class MetricOptions:
         G_kwargs            = None,     # Extra keyword arguments for G(z, c, ...); None = {}.
         dataset_kwargs      = None,     # Real (training) dataset: kwargs for dnnlib.construct_class_by_name.
         gen_dataset_kwargs  = None,     # Generated images from a folder (calc_metrics --images); None = use G.
+        models              = None,     # {name: module}: further networks a family needs, e.g. {'encoder': E}.
         num_gpus            = 1,        # Number of processes taking part (each handles every num_gpus-th item).
         rank                = 0,        # Rank of this process.
         device              = None,     # torch.device or string; None = CPU.
@@ -48,6 +46,7 @@ class MetricOptions:
         self.G_kwargs           = dnnlib.EasyDict(G_kwargs or {})
         self.dataset_kwargs     = dnnlib.EasyDict(dataset_kwargs or {})
         self.gen_dataset_kwargs = None if gen_dataset_kwargs is None else dnnlib.EasyDict(gen_dataset_kwargs)
+        self.models             = dict(models or {})
         self.num_gpus           = num_gpus
         self.rank               = rank
         self.device             = torch.device(device if device is not None else 'cpu')
@@ -65,6 +64,12 @@ class MetricOptions:
         if name not in self.detectors:
             self.detectors[name] = detector_lib.load_detector(name, path=self.detector_paths.get(name), device=self.device)
         return self.detectors[name]
+
+    def get_model(self, name, metric):
+        """The network `name` that `metric` needs (e.g. the encoder of the *_recon metrics); MetricError when absent."""
+        if self.models.get(name) is None:
+            raise MetricError(f'{metric} needs the "{name}" network: pass models={{"{name}": ...}} to calc_metric')
+        return self.models[name]
 
     def with_dataset_overrides(self, **overrides):
         """A shallow copy whose real-dataset kwargs have `overrides` applied (e.g. max_size=None, xflip=False)."""
@@ -408,17 +413,44 @@ def compute_feature_stats_for_generator(opts, detector, detector_kwargs=None, nu
 #----------------------------------------------------------------------------
 # Multi-process runs: each rank saw every num_gpus-th item; every rank ends with the union, with the
 # feature vectors back in item order, so metrics that draw random subsets (KID, PR, memorisation) see the
-# same vectors in the same order as a single process.
+# same vectors in the same order as a single process. Arrays travel through torch_utils.distributed.
+# all_gather on opts.device (CUDA tensors for NCCL); moments are summed in rank order as before.
+
+def require_process_group(opts):
+    """MetricError unless a multi-process metric (num_gpus > 1) runs inside an initialised process group."""
+    if opts.num_gpus > 1 and not distributed.is_initialized():
+        raise MetricError(f'num_gpus={opts.num_gpus} needs an initialised torch.distributed process group')
+
+def gather_array(opts, array):
+    """numpy [n_r, ...] of every rank, concatenated in rank order (torch_utils.distributed.all_gather on opts.device)."""
+    return distributed.all_gather(torch.from_numpy(np.ascontiguousarray(array)).to(opts.device)).cpu().numpy()
 
 def _gather_stats(opts, stats):
     if opts.num_gpus == 1:
         return stats
-    import torch.distributed as dist # Only needed for multi-process runs.
-    if not dist.is_available() or not dist.is_initialized():
-        raise MetricError(f'num_gpus={opts.num_gpus} needs an initialised torch.distributed process group')
-    parts = [None] * opts.num_gpus
-    dist.all_gather_object(parts, stats)
-    return merge_rank_stats(parts)
+    require_process_group(opts)
+    return merge_rank_stats(_gather_rank_stats(opts, stats))
+
+def _gather_rank_stats(opts, stats):
+    # Every rank's FeatureStats, rebuilt from tensors gathered with torch_utils.distributed.all_gather.
+    gather = lambda array: gather_array(opts, array)
+    counts = gather(np.array([[stats.num_items, stats.num_features or 0]], dtype=np.int64)) # [ranks, 2]
+    width = int(counts[:, 1].max())
+    empty = stats.num_items == 0 # A rank with no items has no accumulators yet: send zeros (they add nothing).
+    features = gather(np.zeros([0, width], np.float32) if empty else stats.get_all()) if stats.capture_all else None
+    means = gather(np.zeros([1, width]) if empty else stats.raw_mean[None]) if stats.capture_mean_cov else None
+    covs = gather(np.zeros([1, width, width]) if empty else stats.raw_cov[None]) if stats.capture_mean_cov else None
+    parts, offset = [], 0
+    for rank, (num, _width) in enumerate(counts.tolist()):
+        part = FeatureStats(capture_all=stats.capture_all, capture_mean_cov=stats.capture_mean_cov, max_items=stats.max_items)
+        if num > 0:
+            part.set_num_features(width)
+            part.num_items = num
+            part.all_features = [features[offset:offset + num]] if stats.capture_all else []
+            part.raw_mean, part.raw_cov = (means[rank], covs[rank]) if stats.capture_mean_cov else (None, None)
+        offset += num
+        parts.append(part)
+    return parts
 
 def merge_rank_stats(parts):
     """One FeatureStats from per-rank ones, rank r holding items r, r + n, r + 2n, ... (n = len(parts))."""

@@ -6,8 +6,8 @@
 import numpy as np
 import torch
 
-from metrics.metric_utils import (MetricError, dataset_labels, make_generator_inputs, randomize_noise_const,
-                                  restored_noise_const)
+from metrics.metric_utils import (MetricError, dataset_labels, gather_array, make_generator_inputs, randomize_noise_const,
+                                  require_process_group, restored_noise_const)
 
 #----------------------------------------------------------------------------
 
@@ -71,18 +71,18 @@ def compute_ppl(opts, num_samples, epsilon, space, sampling, crop, batch_size, d
             z, c = make_generator_inputs(range(2 * lo, 2 * (lo + n)), opts.seed, G.z_dim, G.c_dim, labels, opts.device)
             t = torch.from_numpy(rng.random(n).astype(np.float32) * (sampling == 'full')).to(opts.device)
             dist[lo] = ppl_distances(G, detector, z, c, t, epsilon, space, crop, G_kwargs)
-    dist = _gather_batches(opts, dist)
-    return trimmed_mean(np.concatenate([dist[lo] for lo in sorted(dist)]))
+    return trimmed_mean(_gather_in_sample_order(opts, dist))
 
-def _gather_batches(opts, batches):
-    # Every rank computed every num_gpus-th batch; all ranks need all of them for the trimmed mean.
+def _gather_in_sample_order(opts, batches):
+    # Every rank computed every num_gpus-th batch; all ranks need all distances, in sample order, for the
+    # trimmed mean. batches: {first sample index of a batch: distances [n]}.
+    order = sorted(batches)
+    values = np.concatenate([batches[lo] for lo in order]) if order else np.zeros([0], np.float32)
     if opts.num_gpus == 1:
-        return batches
-    import torch.distributed as dist # Only needed for multi-process runs.
-    if not dist.is_available() or not dist.is_initialized():
-        raise MetricError(f'num_gpus={opts.num_gpus} needs an initialised torch.distributed process group')
-    parts = [None] * opts.num_gpus
-    dist.all_gather_object(parts, batches)
-    return {lo: values for part in parts for lo, values in part.items()}
+        return values
+    require_process_group(opts)
+    index = np.concatenate([lo + np.arange(len(batches[lo])) for lo in order]) if order else np.zeros([0], np.int64)
+    all_values, all_index = gather_array(opts, values), gather_array(opts, index.astype(np.int64))
+    return all_values[np.argsort(all_index, kind='stable')]
 
 #----------------------------------------------------------------------------

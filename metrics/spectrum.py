@@ -9,6 +9,7 @@ import os
 import numpy as np
 import torch
 
+import dnnlib
 from metrics import metric_utils
 
 #----------------------------------------------------------------------------
@@ -90,10 +91,8 @@ def save_plots(path, spec_real, spec_gen, image_size, profiles):
     axes[2].set_title('radially averaged spectrum')
     axes[2].legend()
     fig.tight_layout()
-    tmp = path + '.tmp.png'
-    fig.savefig(tmp, dpi=80)
+    dnnlib.atomic_write(path, lambda f: fig.savefig(f, format='png', dpi=80))
     plt.close(fig)
-    os.replace(tmp, path)
 
 def compute_spectrum_metric(opts, name, num_images):
     """Spectral distance between `num_images` reals and fakes; writes spectrum-<name>.png/.npz to opts.out_dir."""
@@ -113,7 +112,8 @@ def compute_spectrum_metric(opts, name, num_images):
     if opts.out_dir is not None and opts.rank == 0:
         os.makedirs(opts.out_dir, exist_ok=True)
         save_plots(os.path.join(opts.out_dir, f'{name}.png'), spec_real, spec_gen, size, profiles)
-        np.savez(os.path.join(opts.out_dir, f'{name}.npz'), real=spec_real, generated=spec_gen, image_size=size, mean=mean, std=std)
+        dnnlib.atomic_write(os.path.join(opts.out_dir, f'{name}.npz'),
+            lambda f: np.savez(f, real=spec_real, generated=spec_gen, image_size=size, mean=mean, std=std))
     return {name: distance, f'{name}_num_real': real.num, f'{name}_num_gen': gen.num}
 
 #----------------------------------------------------------------------------

@@ -8,10 +8,9 @@
 # scales 1-4, full SSIM at scale 5 (all clamped at 0); 2x2 average pooling between scales. Needs the
 # smaller side > 160 px.
 
-import numpy as np
 import torch
 
-from metrics import metric_utils
+from metrics.errors import MetricError
 
 MS_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
@@ -59,24 +58,38 @@ def ssim(a, b, data_range=255, win_size=11, sigma=1.5):
     Returns:
         float64 tensor [N]: per-image SSIM averaged over channels.
     """
-    x, y = _as_float(a), _as_float(b)
-    if x.shape != y.shape:
-        raise metric_utils.MetricError(f'SSIM needs images of one shape, got {list(x.shape)} and {list(y.shape)}')
-    if min(x.shape[2:]) < win_size:
-        raise metric_utils.MetricError(f'SSIM needs images of at least {win_size}x{win_size} pixels, got {x.shape[3]}x{x.shape[2]}')
-    s, _cs = _ssim_terms(x, y, data_range, gaussian_window(win_size, sigma))
-    return s.mean(dim=1)
+    return ssim_tensors(_as_float(a), _as_float(b), data_range, win_size, sigma)
 
 def ms_ssim(a, b, data_range=255, win_size=11, sigma=1.5, weights=MS_WEIGHTS):
     """MS-SSIM of image pairs; same arguments as ssim(). Returns float64 tensor [N]."""
-    x, y = _as_float(a), _as_float(b)
+    return ms_ssim_tensors(_as_float(a), _as_float(b), data_range, win_size, sigma, weights)
+
+#----------------------------------------------------------------------------
+# The same on float tensors [N, C, H, W] of any float dtype and device, differentiable (metrics/paired.py
+# uses them as training losses): computed in the inputs' dtype.
+
+def _check_pair(x, y, what):
     if x.shape != y.shape:
-        raise metric_utils.MetricError(f'MS-SSIM needs images of one shape, got {list(x.shape)} and {list(y.shape)}')
+        raise MetricError(f'{what} needs images of one shape, got {list(x.shape)} and {list(y.shape)}')
+    if x.ndim != 4:
+        raise MetricError(f'{what} needs images shaped [N, C, H, W], got {list(x.shape)}')
+
+def ssim_tensors(x, y, data_range, win_size=11, sigma=1.5):
+    """Per-image SSIM [N] of float images [N, C, H, W] in [0, data_range]."""
+    _check_pair(x, y, 'SSIM')
+    if min(x.shape[2:]) < win_size:
+        raise MetricError(f'SSIM needs images of at least {win_size}x{win_size} pixels, got {x.shape[3]}x{x.shape[2]}')
+    s, _cs = _ssim_terms(x, y, data_range, gaussian_window(win_size, sigma))
+    return s.mean(dim=1)
+
+def ms_ssim_tensors(x, y, data_range, win_size=11, sigma=1.5, weights=MS_WEIGHTS):
+    """Per-image MS-SSIM [N] of float images [N, C, H, W] in [0, data_range]."""
+    _check_pair(x, y, 'MS-SSIM')
     min_side = (win_size - 1) * 2 ** (len(weights) - 1)
     if min(x.shape[2:]) <= min_side:
-        raise metric_utils.MetricError(f'MS-SSIM needs images larger than {min_side} px on the smaller side, got {x.shape[3]}x{x.shape[2]}')
+        raise MetricError(f'MS-SSIM needs images larger than {min_side} px on the smaller side, got {x.shape[3]}x{x.shape[2]}')
     win = gaussian_window(win_size, sigma)
-    w = torch.tensor(weights, dtype=torch.float64)
+    w = torch.tensor(weights, dtype=x.dtype, device=x.device)
     values = []
     for scale in range(len(weights)):
         s, cs = _ssim_terms(x, y, data_range, win)
@@ -87,28 +100,5 @@ def ms_ssim(a, b, data_range=255, win_size=11, sigma=1.5, weights=MS_WEIGHTS):
             y = torch.nn.functional.avg_pool2d(y, 2, padding=padding)
     stacked = torch.stack(values, dim=0) # [scales, N, C]
     return torch.prod(stacked ** w[:, None, None], dim=0).mean(dim=1)
-
-#----------------------------------------------------------------------------
-# Paired metric: the i-th generated image (sorted file names) against the i-th real image.
-
-def iterate_pairs(opts, batch_size=16):
-    if opts.gen_dataset_kwargs is None:
-        raise metric_utils.MetricError('paired metrics (ssim, msssim, lpips) compare two folders: give --images=DIR and --data=DIR with matching files')
-    real = metric_utils.construct_dataset(opts.dataset_kwargs)
-    gen = metric_utils.construct_dataset(opts.gen_dataset_kwargs)
-    if len(real) != len(gen):
-        raise metric_utils.MetricError(f'paired metrics need the same number of images: --data has {len(real)}, --images has {len(gen)}')
-    a = metric_utils.iterate_dataset_images(opts, gen, len(gen), batch_size, desc='generated')
-    b = metric_utils.iterate_dataset_images(opts, real, len(real), batch_size, desc='real')
-    for x, y in zip(a, b):
-        if x.shape != y.shape:
-            raise metric_utils.MetricError(f'paired metrics need images of one size: generated {list(x.shape[1:])}, real {list(y.shape[1:])}')
-        yield x, y
-
-def compute_paired(opts, multiscale):
-    fn = ms_ssim if multiscale else ssim
-    values = torch.cat([fn(x, y) for x, y in iterate_pairs(opts)]).numpy()
-    name = 'msssim' if multiscale else 'ssim'
-    return {name: float(np.mean(values)), f'{name}_std': float(np.std(values)), f'{name}_num': int(len(values))}
 
 #----------------------------------------------------------------------------

@@ -19,6 +19,7 @@ _RESETTABLE_MODULES = [
     'dataset_tool',
     'torch_utils.ops.cuda_kernels',
     'metrics.detectors',
+    'metrics.paired',
 ]
 
 def pytest_collection_modifyitems(config, items):

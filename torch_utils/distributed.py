@@ -65,6 +65,27 @@ def all_reduce_mean_(tensor):
         tensor.div_(get_world_size())
     return tensor
 
+def all_gather(tensor):
+    """The concatenation over ranks, in rank order, of every rank's `tensor` [n_r, ...] along dim 0.
+
+    n_r may differ between ranks; the other dimensions, dtype and device type must agree (CUDA tensors for
+    NCCL, CPU tensors for gloo). A single process gets its own tensor back. Every rank must call it.
+    """
+    if tensor.ndim == 0:
+        raise ValueError('all_gather needs a tensor with a leading dimension, got a 0-d tensor')
+    if not is_initialized() or get_world_size() == 1:
+        return tensor
+    world = get_world_size()
+    size = torch.tensor([tensor.shape[0]], dtype=torch.int64, device=tensor.device)
+    sizes = [torch.zeros_like(size) for _ in range(world)]
+    torch.distributed.all_gather(sizes, size)
+    sizes = [int(s) for s in sizes]
+    padded = tensor.new_zeros([max(sizes), *tensor.shape[1:]]) # all_gather needs one shape on every rank.
+    padded[:tensor.shape[0]] = tensor
+    parts = [torch.empty_like(padded) for _ in range(world)]
+    torch.distributed.all_gather(parts, padded)
+    return torch.cat([part[:n] for part, n in zip(parts, sizes)])
+
 def print0(*args, **kwargs):
     if is_main():
         print(*args, **kwargs)

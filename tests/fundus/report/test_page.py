@@ -50,4 +50,22 @@ def test_write_is_atomic_and_complete(tmp_path):
     assert text.rstrip().endswith('</html>')
     assert [p.name for p in tmp_path.iterdir()] == ['p.html']
 
+def test_cells_row_headers_definitions_and_pair():
+    img = media.image_data_uri(np.zeros([2, 2, 3], dtype=np.uint8))
+    p = page.Page(title='t', not_computed='not computed for this run', sections=[page.Section('s', 'S', [
+        page.Table([], [['Near-copies', page.Cell('3', num=True), 'should be 0 <ok>'],
+                        [page.Cell('fid', bold=True, sub='Frechet <ID>'), page.Cell('a=1', code=True), None]], row_header=True),
+        page.Definitions([('FID', 'lower is better & 0 = same')]),
+        page.Pair([page.Subsection('Real', [page.Image(img, 'real grid')])], [page.Missing('Image grid')]),
+        page.Text('file.png', muted=True)])])
+    html = page.render(p, stamp='x')
+    assert '<tr><th>Near-copies</th><td class="num">3</td><td>should be 0 &lt;ok&gt;</td></tr>' in html
+    assert '<th><b>fid</b><br><span class="sub">Frechet &lt;ID&gt;</span></th><td><code>a=1</code></td><td>\u2014</td>' in html
+    assert '<table><tr><th>Near-copies</th>' in html # No header row when the header is empty.
+    assert '<li><b>FID</b>: lower is better &amp; 0 = same</li>' in html
+    pair = re.search(r'<div class="pair"><div>(.*?)</div><div>(.*?)</div></div>', html, re.S)
+    assert '<h3>Real</h3>' in pair.group(1) and 'alt="real grid"' in pair.group(1)
+    assert 'Image grid: not computed for this run.' in pair.group(2)
+    assert '<p class="sub">file.png</p>' in html
+
 #----------------------------------------------------------------------------

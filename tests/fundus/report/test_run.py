@@ -12,6 +12,7 @@ import PIL.Image
 from click.testing import CliRunner
 
 from fundus.report import run as report
+from training import run_dir
 
 #----------------------------------------------------------------------------
 # A tiny run directory in the formats the training loop and metrics write.
@@ -127,8 +128,8 @@ def test_report_summary_reads_options_and_stats(tmp_path):
 
 def test_training_time_from_timestamps_when_total_is_not_logged():
     stats = [{'timestamp': 1000.0, 'Timing/sec_per_tick': {'num': 1, 'mean': 30.0, 'std': 0}}, {'timestamp': 1100.0}]
-    assert report.training_seconds(stats) == 130.0
-    assert report.training_seconds([]) is None
+    assert run_dir.training_seconds(stats) == 130.0
+    assert run_dir.training_seconds([]) is None
 
 def test_report_missing_pieces_are_named_not_fatal(tmp_path):
     run_dir = str(tmp_path / 'empty')
