@@ -44,3 +44,20 @@ def make_study(tmp_path, readers=('alice', 'bob'), count=8, practice=2, n=12, gr
     return out, links
 
 #----------------------------------------------------------------------------
+
+def answer_all(out, reader, decide, limit=None):
+    """Answer a reader's images through the store, in order: decide(truth, position) -> (call, confidence)."""
+    from fundus.turing import store
+    db = store.Store(os.path.join(out, 'study.sqlite'))
+    truth = {im['id']: im['truth'] for im in store.load_tables(os.path.join(out, 'study.sqlite'))[1].values()}
+    done = 0
+    while limit is None or done < limit:
+        item = db.next_item(reader)
+        if item is None:
+            break
+        call, confidence = decide(truth[item['image_id']], item['position'])
+        db.record_answer(reader, item['image_id'], call, confidence, None)
+        done += 1
+    return done
+
+#----------------------------------------------------------------------------
