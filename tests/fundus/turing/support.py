@@ -61,3 +61,57 @@ def answer_all(out, reader, decide, limit=None):
     return done
 
 #----------------------------------------------------------------------------
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+class Server:
+    """`python -m fundus.turing serve` in a subprocess on 127.0.0.1; kill() sends SIGKILL to that process only."""
+
+    def __init__(self, study_dir, port=None):
+        import subprocess
+        import sys
+        self.port = port or free_port()
+        self.base = f'http://127.0.0.1:{self.port}'
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+        self.proc = subprocess.Popen([sys.executable, '-m', 'fundus.turing', 'serve', study_dir, '--port', str(self.port),
+                                      '--threads', '4'], cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self._wait_ready()
+
+    def _wait_ready(self, timeout=60):
+        import time
+        import urllib.request
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f'server exited: {self.proc.stderr.read().decode(errors="replace")}')
+            try:
+                urllib.request.urlopen(self.base + '/static/turing.css', timeout=2).read()
+                return
+            except OSError:
+                time.sleep(0.1)
+        self.kill()
+        raise RuntimeError('server did not start in time')
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill() # SIGKILL
+        self.proc.wait()
+        self.proc.stderr.close()
+
+def http(base, path, body=None):
+    """(status, parsed JSON) of a GET, or of a POST when body is given."""
+    import urllib.error
+    import urllib.request
+    data = None if body is None else json.dumps(body).encode('utf-8')
+    req = urllib.request.Request(base + path, data=data, headers={'Content-Type': 'application/json'})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+#----------------------------------------------------------------------------
