@@ -25,13 +25,14 @@ CSV_COLUMNS = ('scope', 'reader', 'subset', 'metric', 'value', 'lo', 'hi', 'p', 
 #----------------------------------------------------------------------------
 
 def load_test_trials(study_dir):
-    """(meta, images, test trials with 'score' and 'correct'); TuringError when no test answer exists."""
-    meta, images, _assignments, trials = export.load(study_dir)
+    """(meta, images, test trials with 'score' and 'correct', readers who finished); TuringError when no test
+    answer exists."""
+    meta, images, assignments, trials = export.load(study_dir)
     test = [dict(t, score=export.synthetic_score(t['call'], t['confidence']), correct=t['call'] == t['truth'])
             for t in trials if not t['practice']]
     if not test:
         raise store.TuringError(f'{study_dir}: no test answers yet; nothing to analyse')
-    return meta, images, test
+    return meta, images, test, complete_readers(assignments, test)
 
 def _auc(trials, alpha):
     y = [t['truth'] == 'synthetic' for t in trials]
@@ -94,9 +95,20 @@ def agreement(trials, readers):
 
 #----------------------------------------------------------------------------
 
-def analyze(trials, images, alpha=0.05):
-    """Everything the report shows, as plain data."""
+def complete_readers(assignments, trials):
+    """Readers who answered every test image assigned to them."""
+    assigned, answered = {}, {}
+    for a in assignments:
+        assigned[a['reader']] = assigned.get(a['reader'], 0) + (not a['practice'])
+    for t in trials:
+        answered[t['reader']] = answered.get(t['reader'], 0) + 1
+    return sorted(r for r, n in assigned.items() if n > 0 and answered.get(r, 0) == n)
+
+def analyze(trials, images, alpha=0.05, crossed=None):
+    """Everything the report shows, as plain data. `crossed`: readers for the MRMC and agreement analyses
+    (default: every reader with answers); a reader who stopped half-way would shrink the shared cases."""
     readers = sorted({t['reader'] for t in trials})
+    crossed = readers if crossed is None or len(crossed) < 2 else sorted(crossed)
     grades = sorted({images[t['image_id']]['grade'] for t in trials}, key=lambda g: (g is None, g))
     return dict(
         readers=readers, alpha=alpha,
@@ -105,7 +117,7 @@ def analyze(trials, images, alpha=0.05):
         by_grade={g: summarize([t for t in trials if images[t['image_id']]['grade'] == g], alpha) for g in grades},
         by_source={s: stats.proportion(sum(t['correct'] for t in trials if t['truth'] == s),
                                        sum(t['truth'] == s for t in trials), alpha) for s in ('real', 'synthetic')},
-        mrmc=mrmc(trials, readers, alpha), agreement=agreement(trials, readers))
+        crossed=crossed, mrmc=mrmc(trials, crossed, alpha), agreement=agreement(trials, crossed))
 
 def result_rows(result):
     """Flat rows (CSV_COLUMNS) of an analyze() result."""
@@ -148,8 +160,8 @@ def run(study_dir, out, alpha=0.05):
     """Analyse a study folder; write out/report.html and out/results.csv. Returns both paths."""
     if not 0 < alpha < 1:
         raise store.TuringError(f'--alpha={alpha}: must be in (0, 1)')
-    meta, images, trials = load_test_trials(study_dir)
-    result = analyze(trials, images, alpha)
+    meta, images, trials, finished = load_test_trials(study_dir)
+    result = analyze(trials, images, alpha, crossed=finished)
     rows = result_rows(result)
     os.makedirs(out, exist_ok=True)
     csv_path, html_path = os.path.join(out, 'results.csv'), os.path.join(out, 'report.html')

@@ -101,12 +101,14 @@ def _mrmc_section(result):
                        [[m['auc'], m['lo'], m['hi'], m['se'], m['df'], m['t'], m['p'], m['ms_r'], m['var_e'], m['cov2'],
                          m['n_readers'], m['n_cases']]])
     note = page.Note('Obuchowski-Rockette-Hillis analysis of one test: reader-averaged AUC, error covariances from '
-                     'jackknifing cases, Hillis degrees of freedom. Only cases that every reader rated are used.')
+                     'jackknifing cases, Hillis degrees of freedom. Only cases that every included reader rated are '
+                     f'used; readers included: {", ".join(result["crossed"])} (readers who finished their images).')
     return page.Section('mrmc', 'MRMC AUC', [table, note])
 
 def _agreement_section(result):
     a = result['agreement']
-    blocks = [page.Text(f'Fleiss\' kappa across all readers: {a["fleiss"]:.3f} on {a["n_cases"]} shared cases.')
+    blocks = [page.Text(f'Fleiss\' kappa across {", ".join(result["crossed"])}: {a["fleiss"]:.3f} on {a["n_cases"]} '
+                        'shared cases.')
               if a['fleiss'] is not None else page.Missing('Fleiss\' kappa', 'needs two readers with shared cases')]
     if a['pairs']:
         blocks.append(page.Table(['reader A', 'reader B', 'Cohen\'s kappa', 'shared cases'],

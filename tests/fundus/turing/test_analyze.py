@@ -39,7 +39,7 @@ def _test_trials(out):
 
 def test_per_reader_and_pooled_statistics_match_independent_computation(answered):
     trials = _test_trials(answered)
-    _meta, images, test = analyze.load_test_trials(answered)
+    _meta, images, test, finished = analyze.load_test_trials(answered)
     result = analyze.analyze(test, images)
     for reader in ('alice', 'bob', 'carol'):
         mine = [t for t in trials if t['reader'] == reader]
@@ -59,8 +59,9 @@ def test_per_reader_and_pooled_statistics_match_independent_computation(answered
     assert sum(s['accuracy']['n'] for s in result['by_grade'].values()) == 36
 
 def test_agreement_and_mrmc_on_the_crossed_cases(answered):
-    _meta, images, test = analyze.load_test_trials(answered)
-    result = analyze.analyze(test, images)
+    _meta, images, test, finished = analyze.load_test_trials(answered)
+    assert finished == ['alice', 'bob', 'carol']
+    result = analyze.analyze(test, images, crossed=finished)
     ids = sorted({t['image_id'] for t in test})
     calls = {(t['reader'], t['image_id']): int(t['call'] == 'synthetic') for t in test}
     matrix = np.array([[calls[r, i] for i in ids] for r in ('alice', 'bob', 'carol')])
@@ -83,6 +84,18 @@ def test_run_writes_report_and_results_csv(answered, tmp_path):
     for title in ('Summary', 'Readers', 'MRMC AUC', 'Agreement', 'By grade and by source'):
         assert f'>{title}<' in html
     assert html.count('src="data:image/png;base64,') == 2
+
+def test_a_reader_who_stopped_is_left_out_of_the_crossed_analyses(tmp_path):
+    out, _ = make_study(tmp_path, readers=('a', 'b', 'c'), count=8, practice=0)
+    answer_all(out, 'a', _planned(0))
+    answer_all(out, 'b', _planned(1))
+    answer_all(out, 'c', _planned(2), limit=3)
+    _meta, images, test, finished = analyze.load_test_trials(out)
+    assert finished == ['a', 'b']
+    result = analyze.analyze(test, images, crossed=finished)
+    assert result['readers'] == ['a', 'b', 'c'] and result['per_reader']['c']['accuracy']['n'] == 3
+    assert result['mrmc']['n_readers'] == 2 and result['mrmc']['n_cases'] == 8
+    assert result['agreement']['n_cases'] == 8 and len(result['agreement']['pairs']) == 1
 
 def test_analyze_refuses_a_study_without_answers(tmp_path):
     out, _ = make_study(tmp_path, count=4, practice=2)
