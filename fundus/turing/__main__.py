@@ -59,6 +59,9 @@ def serve(study_dir, host, port, threads):
         app = app_module.create_app(study_dir)
     except store.TuringError as e:
         _fail(e)
+    if host not in ('127.0.0.1', 'localhost', '::1'):
+        click.echo(f'Warning: --host={host} makes the study reachable from other machines; links carry the tokens, '
+                   'so put it behind HTTPS (a reverse proxy) on a trusted network.', err=True)
     click.echo(f'Serving {study_dir} on http://{host}:{port}/ (Ctrl-C stops)', err=True)
     sys.stderr.flush()
     waitress.serve(app, host=host, port=port, threads=threads, ident='fundus-turing', _quiet=True)

@@ -60,7 +60,7 @@ def create_app(study_dir):
     db = store.Store(os.path.join(study_dir, 'study.sqlite'))
     image_dir = os.path.abspath(os.path.join(study_dir, 'images'))
     app = flask.Flask(__name__)
-    app.config.update(MAX_CONTENT_LENGTH=MAX_BODY_BYTES, JSON_SORT_KEYS=False)
+    app.config.update(MAX_CONTENT_LENGTH=MAX_BODY_BYTES)
     app.json.sort_keys = False
 
     def reader_or_404(token):

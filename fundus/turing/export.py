@@ -1,6 +1,7 @@
-# Trial tables out of a study: the long CSV (one row per answered trial, practice included and flagged),
-# and the FDA iMRMC list-mode input (header NR/N0/N1/NM, `BEGIN DATA:`, truth rows with reader -1, then
-# reader,case,modality,score rows; readers and cases numbered from 1, modality 1), so a study can be cross-checked in iMRMC or R.
+# Trial tables out of a study: the long CSV (one row per answered trial; practice included and flagged; the
+# original file as `source`, for the coordinator only) and the FDA iMRMC list-mode input (header NR/N0/N1/NM,
+# `BEGIN DATA:`, truth rows with reader -1, then reader,case,modality,score rows; readers and cases numbered
+# from 1, modality 1), so a study can be cross-checked in iMRMC or R.
 #
 # iMRMC convention used: "diseased" (truth 1) = synthetic, "non-diseased" (truth 0) = real; the score is the
 # confidence that the image is synthetic on a 10-point scale: +c for a synthetic call, -c for a real call.
@@ -13,7 +14,7 @@ import dnnlib
 from fundus.turing import store
 
 CSV_COLUMNS = ('reader', 'image_id', 'position', 'practice', 'truth', 'call', 'confidence', 'grade_answered',
-               'grade_truth', 'response_ms', 'answered_at', 'correct', 'score')
+               'grade_truth', 'response_ms', 'answered_at', 'correct', 'score', 'source')
 
 #----------------------------------------------------------------------------
 
@@ -33,7 +34,7 @@ def trial_rows(study_dir):
                          truth=t['truth'], call=t['call'], confidence=t['confidence'], grade_answered=t['grade'],
                          grade_truth=images[t['image_id']]['grade'], response_ms=t['response_ms'],
                          answered_at=f'{t["answered_at"]:.3f}', correct=int(t['call'] == t['truth']),
-                         score=synthetic_score(t['call'], t['confidence'])))
+                         score=synthetic_score(t['call'], t['confidence']), source=images[t['image_id']]['source']))
     return rows
 
 def trials_csv(study_dir):
