@@ -152,6 +152,8 @@ def _by_grade(source):
 def _draw(groups, quota, rng):
     picked = []
     for g in sorted(quota, key=str):
+        if quota[g] == 0:
+            continue
         names = groups[g]
         picked += [names[i] for i in sorted(rng.choice(len(names), size=quota[g], replace=False))]
     return picked

@@ -39,6 +39,16 @@ def test_create_draws_half_real_half_synthetic_with_matched_grades(tmp_path):
     assert meta['stratification'] == 'matched'
     assert not {im['source'] for im in test} & {im['source'] for im in practice}   # Practice never tested.
 
+def test_matched_draw_skips_grades_only_one_source_has(tmp_path):
+    real = write_source(str(tmp_path / 'real'), 'real', 8, grades=(0, 1))
+    synth = write_source(str(tmp_path / 'synth'), 'synth', 8, grades=(0, 1, 4, 4))
+    study.create_study(real, synth, ['a'], str(tmp_path / 'out'), count=6, practice=0)
+    meta, images, _, _ = _tables(str(tmp_path / 'out'))
+    assert meta['stratification'] == 'matched'
+    # Common strata {DR0: 2, DR1: 2, DR4: 0}; 3 per source split 1.5/1.5, the tie goes to the first grade.
+    assert collections.Counter((im['truth'], im['grade']) for im in images.values()) == {
+        ('real', 0): 2, ('real', 1): 1, ('synthetic', 0): 2, ('synthetic', 1): 1}
+
 def test_quotas_follow_the_grade_proportions():
     assert study._quotas({0: 60, 1: 30, 2: 10}, {0: 60, 1: 30, 2: 10}, 10) == {0: 6, 1: 3, 2: 1}
     assert study._quotas({0: 2, 1: 30}, {0: 50, 1: 50}, 10) == {0: 2, 1: 8}          # Capped by availability.
