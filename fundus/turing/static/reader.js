@@ -15,14 +15,17 @@
   }
   function status(text) { $('status').textContent = text || ''; }
 
-  // Zoom and pan: the image starts fitted to the viewport; zoom keeps the point under the cursor fixed.
-  function fit() {
+  // Zoom and pan: an image starts at full resolution (1:1), shrunk only if it does not fit the viewport (never
+  // enlarged, which would blur fine detail); zoom keeps the point under the cursor fixed.
+  function center(scale) {
     if (!photo.naturalWidth) return;
-    zoom = Math.min(view.clientWidth / photo.naturalWidth, view.clientHeight / photo.naturalHeight);
+    zoom = scale;
     panX = (view.clientWidth - photo.naturalWidth * zoom) / 2;
     panY = (view.clientHeight - photo.naturalHeight * zoom) / 2;
     place();
   }
+  function fitScale() { return Math.min(view.clientWidth / photo.naturalWidth, view.clientHeight / photo.naturalHeight); }
+  function fit() { center(Math.min(1, fitScale())); }
   function place() { photo.style.transform = `translate(${panX}px, ${panY}px) scale(${zoom})`; }
   function zoomBy(factor, cx, cy) {
     const x = cx === undefined ? view.clientWidth / 2 : cx, y = cy === undefined ? view.clientHeight / 2 : cy;
@@ -127,7 +130,8 @@
     else if (k === 'g') cycleGrade();
     else if (k === '+' || k === '=') zoomBy(1.25);
     else if (k === '-') zoomBy(1 / 1.25);
-    else if (k === '0') fit();
+    else if (k === '0') center(1);
+    else if (k === 'f') center(fitScale());
   });
 
   next();

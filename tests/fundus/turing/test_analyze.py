@@ -97,6 +97,16 @@ def test_a_reader_who_stopped_is_left_out_of_the_crossed_analyses(tmp_path):
     assert result['mrmc']['n_readers'] == 2 and result['mrmc']['n_cases'] == 8
     assert result['agreement']['n_cases'] == 8 and len(result['agreement']['pairs']) == 1
 
+def test_block_design_analyses_use_the_anchor_set(tmp_path):
+    out, _ = make_study(tmp_path, readers=('a', 'b'), count=12, practice=0, block_size=4)
+    for bias, reader in enumerate(('a', 'b')):
+        answer_all(out, reader, _planned(bias))
+    _meta, images, test, finished = analyze.load_test_trials(out)
+    result = analyze.analyze(test, images, crossed=finished)
+    anchor = {i for i, im in images.items() if im['grp'] == 0}
+    assert result['per_reader']['a']['accuracy']['n'] == 8 and result['per_reader']['b']['accuracy']['n'] == 8
+    assert result['mrmc']['n_cases'] == len(anchor) == 4 and result['agreement']['n_cases'] == 4
+
 def test_analyze_refuses_a_study_without_answers(tmp_path):
     out, _ = make_study(tmp_path, count=4, practice=2)
     answer_all(out, 'alice', lambda truth, pos: ('real', 3), limit=2)     # Practice only.

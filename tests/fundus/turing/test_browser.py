@@ -67,6 +67,11 @@ def test_reader_completes_study_in_browser_across_a_server_kill(tmp_path, browse
     server = Server(out)
     try:
         browser.get(f'{server.base}/r/{alice}')
+        _shown(browser, 1, 6)
+        scale = "return new DOMMatrix(getComputedStyle(document.getElementById('photo')).transform).a;"
+        assert browser.execute_script(scale) == 1.0                         # Full resolution: 24 px shown 1:1.
+        browser.find_element('tag name', 'body').send_keys('+')
+        assert abs(browser.execute_script(scale) - 1.25) < 1e-6
         for position in (1, 2):                                             # Practice: feedback shown, then continue.
             image_id = _shown(browser, position, 6)
             assert browser.find_element('id', 'practice-badge').is_displayed()
