@@ -94,7 +94,10 @@ def _add_reader_routes(app, db, image_dir, reader_or_404):
 
     @app.get('/api/r/<token>/next')
     def next_image(token):
-        item = db.next_item(reader_or_404(token))
+        reader = reader_or_404(token)
+        if db.is_closed():
+            return flask.jsonify(done=True, closed=True)
+        item = db.next_item(reader)
         if item is None:
             return flask.jsonify(done=True)
         url = flask.url_for('image', token=token, image_id=item['image_id'])

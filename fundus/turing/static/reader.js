@@ -70,6 +70,7 @@
       if (code !== 200) { status(body.error || 'error ' + code); return; }
       if (body.done) {
         item = null; photo.removeAttribute('src'); show('done');
+        if (body.closed) $('done-text').textContent = 'The study has been closed by its coordinator: thank you.';
         $('where').textContent = 'All done'; $('practice-badge').hidden = true;
         const [, p] = await request('/progress'); progress(p.answered, p.total);
         return;

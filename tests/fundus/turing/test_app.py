@@ -70,9 +70,10 @@ def test_coordinator_progress_close_and_download(env):
     csv_text = client.get(f'/api/c/{coordinator}/results.csv').get_data(as_text=True)
     assert csv_text.splitlines()[0].startswith('reader,image_id,position') and len(csv_text.splitlines()) == 2
     assert client.get(f'/c/{coordinator}').status_code == 200
+    shown = client.get(f'/api/r/{token}/next').get_json()
     client.post(f'/api/c/{coordinator}/close')
-    item = client.get(f'/api/r/{token}/next').get_json()
-    r = _answer(client, token, item['image_id'])
+    assert client.get(f'/api/r/{token}/next').get_json() == {'done': True, 'closed': True}
+    r = _answer(client, token, shown['image_id'])
     assert r.status_code == 409 and 'closed' in r.get_json()['error'] and len(_trials(out)) == 1
 
 #----------------------------------------------------------------------------
