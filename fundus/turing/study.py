@@ -282,7 +282,17 @@ def _remove_partial(out, existed):
         path = os.path.join(out, name)
         shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
 
-def create_study(real, synthetic, readers, out, count=100, seed=0, practice=10, crop=1.0, block_size=0):
+def create_study(
+    real,               # Folder or zip of real photographs (dataset.json grades optional).
+    synthetic,          # Folder or zip of synthetic images.
+    readers,            # [name, ...]; each gets a token and an order of their own.
+    out,                # Study folder; must be absent or empty.
+    count       = 100,  # Test images, half real and half synthetic.
+    seed        = 0,    # Study seed: draw, blocks, orders.
+    practice    = 10,   # Practice images (feedback, never analysed); 0 = none.
+    crop        = 1.0,  # Central fraction kept of width and height.
+    block_size  = 0,    # 0 = everyone reads everything; B = anchor set of B + rotating blocks of B.
+):
     """Build STUDY_DIR (images/, study.sqlite, links.json). Returns the links dict. A failed create removes
     what it wrote (the folder was empty or absent before)."""
     check_options(readers, count, practice, crop, block_size, out)
