@@ -134,7 +134,11 @@ def _add_reader_routes(app, db, image_dir, reader_or_404):
             return _error(400, 'malformed image id')
         if not db.can_view(reader, image_id):
             return _error(404, 'unknown image')
-        return flask.send_from_directory(image_dir, f'{image_id}.png', mimetype='image/png', max_age=0)
+        with open(os.path.join(image_dir, f'{image_id}.png'), 'rb') as f:
+            data = f.read()
+        # Plain bytes: no Last-Modified or ETag, which would carry the file's write time (and so its place in
+        # the order the study was written in) to the reader.
+        return flask.Response(data, mimetype='image/png')
 
 #----------------------------------------------------------------------------
 

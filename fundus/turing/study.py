@@ -263,6 +263,9 @@ def _write_images(picks, crop, image_dir):
         dnnlib.atomic_write(os.path.join(image_dir, f'{image_id}.png'), lambda f: clean.save(f, format='PNG'))
         rows.append(dict(id=image_id, truth=truth, grade=src.grades[name], source=f'{src.path}::{name}',
                          role=role, grp=0, idx=idx))
+    stamp = time.time()
+    for row in rows: # One modification time for all: the write order (real first) must not show on disk.
+        os.utime(os.path.join(image_dir, f'{row["id"]}.png'), (stamp, stamp))
     return rows
 
 def _write_links(path, links):

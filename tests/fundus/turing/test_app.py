@@ -37,6 +37,7 @@ def test_next_answer_progress_shapes_and_practice_feedback(env):
     assert client.get(f'/api/r/{token}/next').get_json() == first        # A reload shows the same image.
     image = client.get(first['image_url'])
     assert image.status_code == 200 and image.mimetype == 'image/png' and image.data[:4] == b'\x89PNG'
+    assert 'Last-Modified' not in image.headers and 'ETag' not in image.headers   # No write-order clue.
     reply = _answer(client, token, first['image_id'], 'synthetic', 4, 2).get_json()
     assert reply['ok'] and reply['answered'] == 1 and reply['total'] == 8
     assert reply['truth'] in ('real', 'synthetic') and reply['correct'] == (reply['truth'] == 'synthetic')

@@ -69,6 +69,7 @@ def test_images_are_clean_pngs_with_neutral_names(tmp_path):
     out, _ = make_study(tmp_path, count=4, practice=0)
     names = os.listdir(os.path.join(out, 'images'))
     assert len(names) == 4 and all(re.fullmatch(r'[0-9a-f]{16}\.png', n) for n in names)
+    assert len({os.stat(os.path.join(out, 'images', n)).st_mtime_ns for n in names}) == 1   # Write order hidden.
     for n in names:
         with PIL.Image.open(os.path.join(out, 'images', n)) as img:
             assert img.format == 'PNG' and img.mode == 'RGB' and img.size == (24, 24)
