@@ -21,7 +21,7 @@ import PIL.Image
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from fundus.turing import store, study                             # noqa: E402
-from tests.fundus.turing.support import Server                     # noqa: E402
+from fundus.turing.local_server import LocalServer                 # noqa: E402
 
 MAX_SECONDS = 30
 
@@ -91,7 +91,7 @@ def main(readers, seconds, images, threads):
         real, synth = make_sources(root, images // 2)
         names = [f'reader{i:02d}' for i in range(readers)]
         links = study.create_study(real, synth, names, os.path.join(root, 'study'), count=images, practice=0)
-        server = Server(os.path.join(root, 'study'), threads=threads)
+        server = LocalServer(os.path.join(root, 'study'), threads=threads)
         log = []
         try:
             deadline = time.time() + seconds

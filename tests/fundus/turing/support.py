@@ -62,49 +62,6 @@ def answer_all(out, reader, decide, limit=None):
 
 #----------------------------------------------------------------------------
 
-def free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-class Server:
-    """`python -m fundus.turing serve` in a subprocess on 127.0.0.1; kill() sends SIGKILL to that process only."""
-
-    def __init__(self, study_dir, port=None, threads=4):
-        import subprocess
-        import sys
-        self.port = port or free_port()
-        self.base = f'http://127.0.0.1:{self.port}'
-        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-        import tempfile
-        self.log = tempfile.TemporaryFile() # Not a pipe: an unread pipe fills up and blocks the server's logging.
-        self.proc = subprocess.Popen([sys.executable, '-m', 'fundus.turing', 'serve', study_dir, '--port', str(self.port),
-                                      '--threads', str(threads)], cwd=root, stdout=subprocess.DEVNULL, stderr=self.log)
-        self._wait_ready()
-
-    def _wait_ready(self, timeout=60):
-        import time
-        import urllib.request
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                self.log.seek(0)
-                raise RuntimeError(f'server exited: {self.log.read().decode(errors="replace")}')
-            try:
-                urllib.request.urlopen(self.base + '/static/turing.css', timeout=2).read()
-                return
-            except OSError:
-                time.sleep(0.1)
-        self.kill()
-        raise RuntimeError('server did not start in time')
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill() # SIGKILL
-        self.proc.wait()
-        self.log.close()
-
 def http(base, path, body=None):
     """(status, parsed JSON) of a GET, or of a POST when body is given."""
     import urllib.error

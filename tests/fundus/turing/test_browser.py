@@ -10,8 +10,9 @@ import tempfile
 import pytest
 
 from fundus.turing import analyze, store
+from fundus.turing.local_server import LocalServer
 
-from .support import Server, http, make_study
+from .support import http, make_study
 
 CHROMIUM, CHROMEDRIVER = shutil.which('chromium'), shutil.which('chromedriver')
 pytestmark = pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None,
@@ -64,7 +65,7 @@ def test_reader_completes_study_in_browser_across_a_server_kill(tmp_path, browse
     alice, bob = links['readers']['alice'], links['readers']['bob']
     # Plan: practice answered correctly; test positions 3 and 4 correct, 5 wrong, 6 correct (by keyboard).
     plan = {1: True, 2: True, 3: True, 4: True, 5: False, 6: True}
-    server = Server(out)
+    server = LocalServer(out)
     try:
         browser.get(f'{server.base}/r/{alice}')
         _shown(browser, 1, 6)
@@ -86,7 +87,7 @@ def test_reader_completes_study_in_browser_across_a_server_kill(tmp_path, browse
         _shown(browser, 5, 6)                                               # Answer 4 was acknowledged.
         server.kill()
         assert len(store.load_tables(os.path.join(out, 'study.sqlite'))[3]) == 4
-        server = Server(out, port=server.port)
+        server = LocalServer(out, port=server.port)
         browser.refresh()                                                   # Resume where the reader stopped.
         image_id = _shown(browser, 5, 6)
         _click_answer(browser, _flip(truth[image_id]), 2)

@@ -8,15 +8,16 @@ from click.testing import CliRunner
 
 from fundus.turing import store
 from fundus.turing.__main__ import main
+from fundus.turing.local_server import LocalServer
 
-from .support import Server, http, make_study, write_source
+from .support import http, make_study, write_source
 
 #----------------------------------------------------------------------------
 
 def test_acknowledged_answers_survive_sigkill_and_restart(tmp_path):
     out, links = make_study(tmp_path, readers=('alice',), count=6, practice=0)
     token = links['readers']['alice']
-    server = Server(out)
+    server = LocalServer(out)
     try:
         acked = []
         for _ in range(3):
@@ -29,7 +30,7 @@ def test_acknowledged_answers_survive_sigkill_and_restart(tmp_path):
         server.kill()
     trials = store.load_tables(os.path.join(out, 'study.sqlite'))[3]
     assert [t['image_id'] for t in trials] == acked
-    server = Server(out, port=server.port)
+    server = LocalServer(out, port=server.port)
     try:
         status, item = http(server.base, f'/api/r/{token}/next')
         assert status == 200 and item['position'] == 4 and item['image_id'] == shown['image_id']
