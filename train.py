@@ -14,11 +14,7 @@ import torch
 
 import dnnlib
 from torch_utils import distributed
-
-#----------------------------------------------------------------------------
-
-# Options that may differ when continuing a run from a training state (they do not change the maths).
-RESUME_OVERRIDABLE = ('kimg', 'tick', 'snap', 'metrics', 'workers', 'nobench', 'device', 'gpus', 'batch_gpu', 'dry_run', 'resume', 'outdir')
+from training import config
 
 #----------------------------------------------------------------------------
 
@@ -482,11 +478,6 @@ def main(ctx, **kwargs):
 
 def _resume_from_cli(ctx, opts):
     given = [name for name in opts if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
-    fixed = [name for name in given if name not in RESUME_OVERRIDABLE]
-    if fixed:
-        names = ', '.join('--' + n.replace('_', '-') for n in fixed)
-        raise click.ClickException(f'{names}: cannot be changed when continuing a run with --resume={opts.resume}; '
-                                   f'pass a network pickle to start a new run from its weights instead')
     mapping = dict(kimg='total_kimg', tick='kimg_per_tick', metrics='metrics', gpus='num_gpus', batch_gpu='batch_gpu', device='device')
     overrides = {mapping[n]: opts[n] for n in given if n in mapping}
     if 'snap' in given:
@@ -494,6 +485,10 @@ def _resume_from_cli(ctx, opts):
     if 'nobench' in given:
         overrides['cudnn_benchmark'] = not opts.nobench
     c = resume_run(opts.resume, overrides)
+    # The same command with --resume appended is fine: only options whose value differs are refused.
+    changed = config.changed_resume_options(c, {n: opts[n] for n in given})
+    if changed:
+        raise click.ClickException(config.format_changed_options(changed, opts.resume))
     if 'workers' in given: # Nested inside data_loader_kwargs, so not a plain override.
         c.data_loader_kwargs = dnnlib.EasyDict(c.data_loader_kwargs, num_workers=opts.workers)
     return c

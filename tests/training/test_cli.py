@@ -12,6 +12,7 @@ from click.testing import CliRunner
 import train
 from tests.support import write_help_docs
 from tests.training import helpers
+from training import checkpoint
 
 #----------------------------------------------------------------------------
 
@@ -75,8 +76,32 @@ def test_cli_dry_run_prints_options_and_constructed_objects(tmp_path):
     assert '"r1_gamma": 1.0' in result.output and 'Constructed G: Generator' in result.output
     assert not os.path.exists(tmp_path / 'runs')
 
-def test_resume_state_rejects_changed_training_options(tmp_path):
-    result = CliRunner().invoke(train.main, [f'--resume={tmp_path}', '--gamma=3'])
-    assert result.exit_code != 0 and '--gamma' in result.output
+def _tiny_run_and_its_command(tmp_path):
+    # A stopped run (one step, a training state) and the train.py command line that describes it.
+    data = helpers.make_dataset(str(tmp_path))
+    c = helpers.tiny_config(data, cfg='stylegan2', kimg=0.004, tick=0.004, deterministic=True)
+    c.run_dir = str(tmp_path / 'runs' / '00000-run')
+    train.launch_training(c)
+    command = [f'--outdir={tmp_path}/runs', '--cfg=stylegan2', f'--data={data}', '--gpus=1', '--batch=4', '--gamma=1',
+               '--cbase=256', '--cmax=32', '--map-depth=2', '--aug=ada', '--metrics=none', '--workers=0',
+               '--device=cpu', '--fp32=1', '--seed=0', '--deterministic=1']
+    return c.run_dir, command
 
-#----------------------------------------------------------------------------
+def test_same_command_with_resume_appended_continues_the_run(tmp_path):
+    run_dir, command = _tiny_run_and_its_command(tmp_path)
+    before = checkpoint.load_training_state(checkpoint.find_latest_state(run_dir))['progress']['cur_nimg']
+    result = CliRunner().invoke(train.main, command + [f'--resume={run_dir}'])
+    assert result.exit_code == 0, result.output
+    assert 'Continuing from' in result.output
+    after = checkpoint.load_training_state(checkpoint.find_latest_state(run_dir))['progress']['cur_nimg']
+    assert after == before + 4 # One more step of batch 4 in the same run directory.
+    assert os.listdir(tmp_path / 'runs') == ['00000-run']
+
+def test_resume_refuses_a_changed_option_naming_old_and_new_value(tmp_path):
+    run_dir, command = _tiny_run_and_its_command(tmp_path)
+    result = CliRunner().invoke(train.main, [a for a in command if not a.startswith('--gamma')] + ['--gamma=3', f'--resume={run_dir}'])
+    assert result.exit_code != 0
+    assert '--gamma: the run used 1.0, the command says 3.0' in result.output
+    for unchanged in ('--cfg', '--data', '--batch', '--cbase', '--cmax', '--seed'):
+        assert unchanged + ':' not in result.output
+    assert 'Traceback' not in result.output
