@@ -19,7 +19,7 @@ import click
 import dnnlib
 from fundus import grades
 from fundus.grades import GRADES
-from training import generate
+from training import config, generate, launch
 
 #----------------------------------------------------------------------------
 # Sizes. The CPU preset is sized for a 2-core machine and ~10 minutes; the GPU preset for one GPU.
@@ -64,9 +64,6 @@ def gpu_config():
 
 class StageUnavailable(Exception):
     """A stage's code is not in this checkout (yet)."""
-
-class BudgetReached(Exception):
-    """Raised from the training loop's progress callback when the next tick would overrun the budget."""
 
 @dataclasses.dataclass
 class StageResult:
@@ -152,11 +149,14 @@ def build_dataset(demo):
 # before the tick that would overrun the budget.
 
 class TrainingBudget:
+    """Progress callback of the training run; stop() says True once the next tick would overrun the deadline."""
+
     def __init__(self, deadline, echo):
         self.deadline = deadline
         self.echo = echo
         self.last = None
         self.longest_tick = 0.0
+        self.reached = False
 
     def __call__(self, cur_nimg, total_nimg):
         now = time.time()
@@ -165,54 +165,42 @@ class TrainingBudget:
         self.last = now
         left = self.deadline - now
         self.echo(f'      training: {cur_nimg / 1000:.3f} kimg, {max(left, 0):.0f} s of training time left')
-        if now + self.longest_tick > self.deadline:
-            raise BudgetReached()
+        self.reached = self.reached or now + self.longest_tick > self.deadline
+
+    def stop(self):
+        return self.reached
 
 def make_training_config(demo, budget_kimg=100000):
-    """train.py's resolved config for the demo's network (train.make_config + the demo's size overrides)."""
+    """train.py's resolved config for the demo's network (config.make_config + the demo's size overrides)."""
     cfg = demo.config
-    train = require('train', 'the training stage')
-    c = train.make_config(cfg='stylegan3-t', data=demo.zip_path, gpus=1, batch=cfg.batch, gamma=cfg.gamma, cond=True,
-                          aug='ada', augpipe='fundus', cbase=cfg.cbase, cmax=cfg.cmax, map_depth=2,
-                          mbstd_group=min(4, cfg.batch), metrics='none', kimg=budget_kimg, tick=1, snap=1, seed=0,
-                          fp32=(demo.device == 'cpu'), workers=cfg.workers, device=demo.device)
+    c = config.make_config(cfg='stylegan3-t', data=demo.zip_path, gpus=1, batch=cfg.batch, gamma=cfg.gamma, cond=True,
+                           aug='ada', augpipe='fundus', cbase=cfg.cbase, cmax=cfg.cmax, map_depth=2,
+                           mbstd_group=min(4, cfg.batch), metrics='none', kimg=budget_kimg, tick=1, snap=1, seed=0,
+                           fp32=(demo.device == 'cpu'), workers=cfg.workers, device=demo.device)
     c.G_kwargs.update(z_dim=cfg.z_dim, w_dim=cfg.z_dim, num_layers=cfg.num_layers, margin_size=cfg.margin_size)
     c.kimg_per_tick = cfg.tick_kimg
     c.image_snapshot_ticks = cfg.image_ticks
     c.network_snapshot_ticks = 1
     c.grid_size = cfg.grid_size
     c.ada_kimg = cfg.ada_kimg
-    c.desc += '-demo'
-    return c, train
+    c.tensorboard = False
+    return c
 
 def train_network(demo):
-    training_loop = require('training.training_loop', 'the training stage')
-    require('training.networks_stylegan3', 'the training stage')
-    c, train = make_training_config(demo)
-    runs = os.path.join(demo.outdir, 'runs')
-    c.run_dir = train.next_run_dir(runs, c.desc)
-    os.makedirs(c.run_dir)
-    train.save_options(c)
-    kwargs = {k: v for k, v in c.items() if k != 'desc'}
-    kwargs['options'] = train.options_of(c)
-    demo.run_dir = c.run_dir
-
+    c = make_training_config(demo)
     # Leave time for evaluation and the report; train at least one step (the first tick is one step long).
-    deadline = demo.deadline - demo.config.eval_reserve_s
-    budget = TrainingBudget(deadline, demo.echo)
+    budget = TrainingBudget(demo.deadline - demo.config.eval_reserve_s, demo.echo)
     start = time.time()
-    try:
-        training_loop.training_loop(**kwargs, progress_fn=budget, tensorboard=False)
-    except BudgetReached:
-        pass
-    snapshots = sorted(glob.glob(os.path.join(c.run_dir, 'network-snapshot-*.pkl')))
+    demo.run_dir = launch.launch_training(c, outdir=os.path.join(demo.outdir, 'runs'), desc='demo', progress_fn=budget,
+                                          stop_fn=budget.stop, echo=lambda *_: None)
+    snapshots = sorted(glob.glob(os.path.join(demo.run_dir, 'network-snapshot-*.pkl')))
     if not snapshots:
-        raise RuntimeError(f'training wrote no network snapshot in {c.run_dir}')
+        raise RuntimeError(f'training wrote no network snapshot in {demo.run_dir}')
     demo.snapshot = snapshots[-1]
-    prune_run_dir(c.run_dir)
-    kimg = snapshot_kimg_exact(c.run_dir)
+    prune_run_dir(demo.run_dir)
+    kimg = snapshot_kimg_exact(demo.run_dir)
     return (f'{kimg:.3f} kimg in {dnnlib.format_time(time.time() - start)} (stylegan3-t, {demo.config.resolution}x'
-            f'{demo.config.resolution}, conditional on grade); run directory {c.run_dir}')
+            f'{demo.config.resolution}, conditional on grade); run directory {demo.run_dir}')
 
 def snapshot_kimg_exact(run_dir):
     """Thousands of real images shown, from the last stats.jsonl line (snapshot names round down)."""

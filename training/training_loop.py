@@ -401,11 +401,12 @@ class InterruptFlag:
             signal.signal(sig, handler)
         return False
 
-    def agreed(self, device):
-        """True when any rank was interrupted (collective when distributed)."""
+    def agreed(self, device, stop_fn=None):
+        """True when any rank was interrupted or its stop_fn() asks to stop (collective when distributed)."""
+        stop = self.raised or (stop_fn is not None and bool(stop_fn()))
         if distributed.get_world_size() <= 1:
-            return self.raised
-        flag = torch.tensor([1.0 if self.raised else 0.0], device=device)
+            return stop
+        flag = torch.tensor([1.0 if stop else 0.0], device=device)
         torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
         return bool(flag.item() > 0)
 
@@ -473,6 +474,8 @@ def training_loop(
     grid_size               = None,     # (gw, gh) of the snapshot image grids; None: from the resolution.
     tensorboard             = True,     # Write tfevents when torch.utils.tensorboard imports.
     progress_fn             = None,     # Called as progress_fn(cur_nimg, total_nimg) at every tick.
+    tick_fn                 = None,     # Called as tick_fn(EasyDict(cur_nimg, cur_tick, run_dir, snapshot_pkl, losses, augment_p)) at every tick.
+    stop_fn                 = None,     # Polled before every step; True writes a training state and ends the run.
     options                 = None,     # The resolved configuration stored in training states.
 ):
     """Train G and D; returns EasyDict(cur_nimg, cur_tick, snapshot_pkl, state_path, interrupted).
@@ -486,7 +489,7 @@ def training_loop(
     c.D_opt_kwargs = dnnlib.EasyDict(class_name='torch.optim.Adam', lr=0.002, betas=(0, 0.99), eps=1e-8) if D_opt_kwargs is None else D_opt_kwargs
     c.metrics = list(metrics or [])
     if c.options is None: # Called directly (not through train.py): store what we were given.
-        c.options = json.loads(json.dumps({k: v for k, v in c.items() if k not in ('options', 'progress_fn')}, default=str))
+        c.options = json.loads(json.dumps({k: v for k, v in c.items() if k not in ('options', 'progress_fn', 'tick_fn', 'stop_fn')}, default=str))
     log_sink = RunLogger(run_dir, rank, tensorboard=tensorboard)
     try:
         with _BackendFlags(c.device, cudnn_benchmark, deterministic), InterruptFlag() as interrupt:
@@ -587,7 +590,7 @@ def _run(s, interrupt, log_sink):
     result = dnnlib.EasyDict(snapshot_pkl=None, state_path=None, interrupted=False)
     log(f'Training for {c.total_kimg} kimg...')
     while True:
-        if interrupt.agreed(s.device):
+        if interrupt.agreed(s.device, c.stop_fn):
             result.state_path = _write_state(s, log)
             result.interrupted = True
             log(f'Interrupted at kimg {progress["cur_nimg"] / 1000:.3f}; training state written to {result.state_path}')
@@ -626,6 +629,10 @@ def _run(s, interrupt, log_sink):
         log_sink.write_stats(stats.as_dict(), progress['cur_nimg'], time.time())
         if c.progress_fn is not None:
             c.progress_fn(progress['cur_nimg'], c.total_kimg * 1000)
+        if c.tick_fn is not None:
+            c.tick_fn(dnnlib.EasyDict(cur_nimg=progress['cur_nimg'], cur_tick=tick, run_dir=c.run_dir,
+                                      snapshot_pkl=result.snapshot_pkl if network_snapshot else None,
+                                      losses=losses, augment_p=augment_p))
 
         # Start the next tick; the state is written after the counters move so a resume continues here.
         progress['cur_tick'] += 1

@@ -140,11 +140,13 @@ def test_training_budget_stops_before_an_overrunning_tick(monkeypatch):
     monkeypatch.setattr(demo.time, 'time', lambda: clock[0])
     budget = demo.TrainingBudget(deadline=130.0, echo=lambda _line: None)
     budget(4, 0)            # tick 0 at t=100
+    assert not budget.stop()
     clock[0] = 110.0
     budget(8, 0)            # ticks take 10 s; the next would end at 120 < 130
+    assert not budget.stop()
     clock[0] = 121.0
-    with pytest.raises(demo.BudgetReached):
-        budget(12, 0)       # the next would end at 131 > 130
+    budget(12, 0)           # the next would end at 131 > 130
+    assert budget.stop()
 
 def test_count_names():
     assert demo.count_name('fid', 2000, '_full') == 'fid2k_full'
