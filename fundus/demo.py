@@ -18,6 +18,7 @@ import click
 
 import dnnlib
 from fundus import grades
+from fundus.data import build as data_build
 from fundus.grades import GRADES
 from training import config, generate, launch
 
@@ -126,23 +127,19 @@ def require(module_name, what):
         raise StageUnavailable(f'{what} needs {module_name}, which is not importable in this checkout ({_first_line(e)})') from e
 
 #----------------------------------------------------------------------------
-# Stage 1: the phantom dataset, built with dataset_tool.py (reused when an identical one exists).
+# Stage 1: the phantom dataset, built with fundus.data.build (reused when an identical one exists).
 
 def build_dataset(demo):
     cfg = demo.config
-    tool = require('dataset_tool', 'the dataset stage')
-    require('fundus.data.phantom', 'the dataset stage')
     res = cfg.resolution
-    demo.zip_path = os.path.join(demo.outdir, f'phantoms-{cfg.num_images}-{res}x{res}.zip')
-    if os.path.isfile(demo.zip_path):
-        return f'reusing {demo.zip_path}'
-    args = [f'--source=phantom:{cfg.num_images}', f'--dest={demo.zip_path}', f'--resolution={res}x{res}', '--seed=0']
-    try:
-        tool.main.main(args=args, prog_name='dataset_tool.py', standalone_mode=False)
-    except click.ClickException as e:
-        demo.zip_path = None
-        raise RuntimeError(f'dataset_tool.py {" ".join(args)}: {e.format_message()}') from None
-    return f'{cfg.num_images} labelled phantom photographs (grades DR0-DR4) in {demo.zip_path}'
+    zip_path = os.path.join(demo.outdir, f'phantoms-{cfg.num_images}-{res}x{res}.zip')
+    if os.path.isfile(zip_path):
+        demo.zip_path = zip_path
+        return f'reusing {zip_path}'
+    result = data_build.build_dataset(f'phantom:{cfg.num_images}', zip_path, resolution=(res, res), seed=0)
+    demo.echo(result.summary(zip_path))
+    demo.zip_path = zip_path
+    return f'{cfg.num_images} labelled phantom photographs (grades DR0-DR4) in {zip_path}'
 
 #----------------------------------------------------------------------------
 # Stage 2: training, time-budgeted. Ticks are short; every tick writes a snapshot, and the run stops
