@@ -20,6 +20,7 @@ import dnnlib
 from fundus import grades
 from fundus.data import build as data_build
 from fundus.grades import GRADES
+from torch_utils.device import DeviceError, resolve_device
 from training import config, generate, launch
 
 #----------------------------------------------------------------------------
@@ -359,14 +360,6 @@ def write_report(demo):
 
 #----------------------------------------------------------------------------
 
-def resolve_device(name):
-    import torch
-    if name == 'auto':
-        return 'cuda' if torch.cuda.is_available() else 'cpu'
-    if name == 'cuda' and not torch.cuda.is_available():
-        raise click.ClickException('--device=cuda: no CUDA GPU is available; use --device=cpu or --device=auto')
-    return name
-
 def run_demo(outdir='demo-out', minutes=10.0, device='auto', config=None, echo=print):
     """Run every stage within `minutes` (wall clock, from the call).
 
@@ -381,7 +374,7 @@ def run_demo(outdir='demo-out', minutes=10.0, device='auto', config=None, echo=p
         (list of StageResult, path of report.html or None).
     """
     start = time.time()
-    device = resolve_device(device)
+    device = resolve_device(device).type # 'cpu' or 'cuda' (this process's GPU).
     config = config or (gpu_config() if device == 'cuda' else cpu_config())
     os.makedirs(outdir, exist_ok=True)
     demo = Demo(outdir, config, device, deadline=start + minutes * 60, echo=echo)
@@ -408,7 +401,10 @@ def run_demo(outdir='demo-out', minutes=10.0, device='auto', config=None, echo=p
 @click.option('--device',  help='Where to run', type=click.Choice(['auto', 'cpu', 'cuda']), default='auto', show_default=True)
 def main(outdir, minutes, device):
     """Build phantom fundus data, train a small StyleGAN3-T, generate, score and write an HTML report."""
-    results, _report = run_demo(outdir=outdir, minutes=minutes, device=device)
+    try:
+        results, _report = run_demo(outdir=outdir, minutes=minutes, device=device)
+    except DeviceError as e:
+        raise click.ClickException(str(e)) from None
     bad = [r for r in results if r.status == 'failed']
     if bad:
         raise click.ClickException(f'{len(bad)} stage(s) failed: {", ".join(r.name for r in bad)}')

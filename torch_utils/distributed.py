@@ -65,6 +65,14 @@ def all_reduce_mean_(tensor):
         tensor.div_(get_world_size())
     return tensor
 
+def all_gather_objects(obj):
+    """[obj of rank 0, obj of rank 1, ...]: every rank's picklable object, on every rank ([obj] alone)."""
+    if not is_initialized() or get_world_size() <= 1:
+        return [obj]
+    parts = [None] * get_world_size()
+    torch.distributed.all_gather_object(parts, obj)
+    return parts
+
 def print0(*args, **kwargs):
     if is_main():
         print(*args, **kwargs)
