@@ -4,22 +4,26 @@
 
 Everything runs offline. Training gets whatever time the other stages leave within --minutes; on a GPU
 the same command uses a larger network, more images and bootstrap intervals. Each stage prints a line
-when it starts and ends; a stage whose code is not in this checkout says so instead of pretending.
+when it starts and ends; a stage that fails says why, and later stages say what they miss.
 """
 
+import contextlib
 import dataclasses
 import glob
+import io
 import json
 import os
 import time
 import traceback
 
 import click
+import torch
 
 import dnnlib
-from fundus import grades
+from fundus import grades, report
 from fundus.data import build as data_build
 from fundus.grades import GRADES
+from metrics import bootstrap, frechet_inception_distance, kernel_inception_distance, metric_main, metric_utils
 from torch_utils.device import DeviceError, resolve_device
 from training import config, generate, launch
 
@@ -119,14 +123,6 @@ def _first_line(e):
     text = str(e).strip().splitlines()
     return text[0] if text else ''
 
-def require(module_name, what):
-    """Import a module of ours or raise StageUnavailable naming it."""
-    import importlib
-    try:
-        return importlib.import_module(module_name)
-    except ImportError as e:
-        raise StageUnavailable(f'{what} needs {module_name}, which is not importable in this checkout ({_first_line(e)})') from e
-
 #----------------------------------------------------------------------------
 # Stage 1: the phantom dataset, built with fundus.data.build (reused when an identical one exists).
 
@@ -222,11 +218,11 @@ def generate_images(demo):
     cfg = demo.config
     folder = os.path.join(demo.outdir, 'images')
     seeds = list(range(cfg.images_per_grade))
-    G = generate.load_generator(demo.snapshot, _torch_device(demo.device))
+    G = generate.load_generator(demo.snapshot, torch.device(demo.device))
     classes = list(GRADES) if G.c_dim > 0 else [None]
     for idx in classes:
         subdir = os.path.join(folder, grades.grade_name(idx) if idx is not None else 'all')
-        for seed, img in generate.generate_images(G, seeds, class_idx=idx, batch_size=len(seeds), device=_torch_device(demo.device)):
+        for seed, img in generate.generate_images(G, seeds, class_idx=idx, batch_size=len(seeds), device=torch.device(demo.device)):
             generate.save_png(os.path.join(subdir, generate.seed_filename(seed)), img)
         generate.write_grid(subdir, seeds)
     name = os.path.basename(demo.snapshot)
@@ -234,34 +230,33 @@ def generate_images(demo):
             f'--seeds=0-{len(seeds) - 1} --class=DR<g> --grid)')
 
 #----------------------------------------------------------------------------
-# Stage 4: metrics. FID and KID share one feature extraction; names carry the image counts
-# (fid200_full = FID of 200 generated images against the full dataset; fid2k_full as upstream when the
-# count is a multiple of 1000). Lines go to <run>/metric-<name>.jsonl in NVIDIA's format.
+# Stage 4: metrics through the registry (metrics.metric_main.calc_metric / report_metric), except FID and
+# KID, which share one feature extraction and use the symmetric eigen-route (see _fid_kid). Names carry
+# the image counts (fid200_full = FID of 200 generated images against the full dataset; fid2k_full as
+# upstream when the count is a multiple of 1000). Lines go to <run>/metric-<name>.jsonl in NVIDIA's format.
 
 def count_name(prefix, count, suffix=''):
     return f'{prefix}{count // 1000}k{suffix}' if count % 1000 == 0 else f'{prefix}{count}{suffix}'
 
-def write_metric_line(run_dir, metric, results, seconds, snapshot_pkl):
-    line = json.dumps(dict(results=results, metric=metric, total_time=seconds, total_time_str=dnnlib.format_time(seconds),
-                           num_gpus=1, snapshot_pkl=os.path.relpath(snapshot_pkl, run_dir), timestamp=time.time()))
-    with open(os.path.join(run_dir, f'metric-{metric}.jsonl'), 'at') as f:
-        f.write(line + '\n')
-
-def metric_options(demo, G=None, gen_folder=None):
-    """MetricOptions against the full training set; generated images from G or from a folder of PNGs."""
-    metric_utils = require('metrics.metric_utils', 'the metrics stage')
+def metric_kwargs(demo, G=None, gen_folder=None):
+    """MetricOptions arguments against the full training set; generated images from G or a folder of PNGs."""
     with open(os.path.join(demo.run_dir, 'training_options.json')) as f:
         dataset_kwargs = json.load(f)['training_set_kwargs']
     dataset_kwargs.update(max_size=None, xflip=False, use_labels=True)
     gen_kwargs = None if gen_folder is None else dict(class_name='metrics.image_folder.ImageFolder', path=gen_folder)
-    return metric_utils.MetricOptions(G=G, dataset_kwargs=dataset_kwargs, gen_dataset_kwargs=gen_kwargs, device=demo.device,
-                                      progress=False, cache=True, seed=0, detectors=demo.config.detectors,
-                                      out_dir=demo.run_dir, bootstrap=demo.config.bootstrap)
+    return dict(G=G, dataset_kwargs=dataset_kwargs, gen_dataset_kwargs=gen_kwargs, device=demo.device, progress=False,
+                cache=True, seed=0, detectors=demo.config.detectors, out_dir=demo.run_dir, bootstrap=demo.config.bootstrap)
+
+def _report(demo, result):
+    # The registry's line writer; its stdout copy of the line is not part of the demo's progress output.
+    with contextlib.redirect_stdout(io.StringIO()):
+        metric_main.report_metric(result, run_dir=demo.run_dir, snapshot_pkl=demo.snapshot)
+    return result.results
 
 def generate_metric_images(demo, G, count):
     """Render `count` images once (seed i, grade i mod 5) for every image-based metric. Returns the folder."""
     folder = os.path.join(demo.outdir, 'metric-images')
-    device = _torch_device(demo.device)
+    device = torch.device(demo.device)
     classes = list(GRADES) if G.c_dim > 0 else [None]
     for k, idx in enumerate(classes):
         seeds = list(range(k, count, len(classes)))
@@ -270,40 +265,25 @@ def generate_metric_images(demo, G, count):
     return folder
 
 def compute_metrics(demo):
-    require('metrics.metric_utils', 'the metrics stage')
-    G = generate.load_generator(demo.snapshot, _torch_device(demo.device))
+    G = generate.load_generator(demo.snapshot, torch.device(demo.device))
     cfg = demo.config
     start = time.time()
     folder = generate_metric_images(demo, G, max(cfg.metric_images, cfg.spectrum_images))
     demo.echo(f'      {max(cfg.metric_images, cfg.spectrum_images)} images for the metrics in {folder} '
               f'({dnnlib.format_time(time.time() - start)})')
-    done, missing = [], []
+    done = []
     for label, fn in [('FID/KID', _fid_kid), ('EQ-T', _eqt), ('spectrum', _spectrum), ('memorisation', _memorization)]:
         start = time.time()
-        try:
-            names = fn(demo, G, folder, cfg)
-        except StageUnavailable as e:
-            missing.append(f'{label} ({e})')
-            continue
+        names = fn(demo, G, folder, cfg)
         done.extend(names)
         demo.echo(f'      {label}: {", ".join(names)} in {dnnlib.format_time(time.time() - start)}')
-    if missing and not done:
-        raise StageUnavailable('; '.join(missing))
-    note = f'{", ".join(done)} written to {demo.run_dir}/metric-*.jsonl'
-    if missing:
-        note += f'; NOT AVAILABLE YET: {"; ".join(missing)}'
-    return note
-
-def _torch_device(name):
-    import torch
-    return torch.device(name)
+    return f'{", ".join(done)} written to {demo.run_dir}/metric-*.jsonl'
 
 def _fid_kid(demo, G, folder, cfg):
-    fid_lib = require('metrics.frechet_inception_distance', 'FID')
-    kid_lib = require('metrics.kernel_inception_distance', 'KID')
-    metric_utils = require('metrics.metric_utils', 'FID')
+    # Not through calc_metric: FID and KID share one feature extraction here, and FID takes the symmetric
+    # eigen-route of the metrics module (equal to NVIDIA's sqrtm route to ~1e-7, 8x faster on CPU).
     start = time.time()
-    opts = metric_options(demo, gen_folder=folder)
+    opts = metric_utils.MetricOptions(**metric_kwargs(demo, gen_folder=folder))
     detector = opts.get_detector('inception')
     kwargs = dict(return_features=True)
     # All features, no moments: the same cache entry the memorisation audit reads, so reals are extracted once.
@@ -311,49 +291,36 @@ def _fid_kid(demo, G, folder, cfg):
     feat_gen = metric_utils.compute_feature_stats_for_generator(opts, detector, kwargs, num_gen=cfg.metric_images,
                                                                 capture_all=True).get_all()
     fid_name, kid_name = count_name('fid', cfg.metric_images, '_full'), count_name('kid', cfg.metric_images, '_full')
-    # The symmetric eigen-route of the metrics module: equal to NVIDIA's sqrtm route to ~1e-7, 8x faster on CPU.
-    fid = {fid_name: fid_lib.fid_from_features(feat_gen, feat_real, method='eigh')}
-    kid = {kid_name: kid_lib.kid_from_features(feat_gen, feat_real, num_subsets=100, max_subset_size=1000, rng=0)}
+    fid = {fid_name: frechet_inception_distance.fid_from_features(feat_gen, feat_real, method='eigh')}
+    kid = {kid_name: kernel_inception_distance.kid_from_features(feat_gen, feat_real, num_subsets=100, max_subset_size=1000, rng=0)}
     if cfg.bootstrap > 0:
-        bootstrap = require('metrics.bootstrap', 'bootstrap intervals')
         fid.update(bootstrap.summarize(bootstrap.bootstrap_fid(feat_gen, feat_real, cfg.bootstrap, seed=0), fid_name))
         kid.update(bootstrap.summarize(bootstrap.bootstrap_kid(feat_gen, feat_real, cfg.bootstrap, seed=0), kid_name))
     seconds = time.time() - start
-    write_metric_line(demo.run_dir, fid_name, fid, seconds, demo.snapshot)
-    write_metric_line(demo.run_dir, kid_name, kid, seconds, demo.snapshot)
+    for name, results in ((fid_name, fid), (kid_name, kid)):
+        _report(demo, dnnlib.EasyDict(results=results, metric=name, total_time=seconds,
+                                      total_time_str=dnnlib.format_time(seconds), num_gpus=1))
     return [f'{fid_name} = {fid[fid_name]:.2f}', f'{kid_name} = {kid[kid_name]:.4f}']
 
 def _eqt(demo, G, folder, cfg):
-    equivariance = require('metrics.equivariance', 'EQ-T')
-    start = time.time()
-    opts = metric_options(demo, G=G)
-    opts.G_kwargs = dnnlib.EasyDict(opts.G_kwargs, force_fp32=True)
     name = count_name('eqt', cfg.eq_samples, '_int')
-    value = equivariance.compute_equivariance_metric(opts, num_samples=cfg.eq_samples, batch_size=4, compute_eqt_int=True)
-    write_metric_line(demo.run_dir, name, {name: value}, time.time() - start, demo.snapshot)
-    return [f'{name} = {value:.2f} dB']
+    results = _report(demo, metric_main.calc_metric(name, **metric_kwargs(demo, G=G)))
+    return [f'{name} = {results[name]:.2f} dB']
 
 def _spectrum(demo, G, folder, cfg):
-    spectrum = require('metrics.spectrum', 'the power spectra')
-    start = time.time()
     name = count_name('spectrum', cfg.spectrum_images)
-    results = spectrum.compute_spectrum_metric(metric_options(demo, gen_folder=folder), name=name, num_images=cfg.spectrum_images)
-    write_metric_line(demo.run_dir, name, results, time.time() - start, demo.snapshot)
+    results = _report(demo, metric_main.calc_metric(name, **metric_kwargs(demo, gen_folder=folder)))
     return [f'{name} = {results[name]:.3f}']
 
 def _memorization(demo, G, folder, cfg):
-    memorization = require('metrics.memorization', 'the memorisation audit')
-    start = time.time()
     name = count_name('memorization', cfg.metric_images)
-    results = memorization.compute_memorization_metric(metric_options(demo, gen_folder=folder), name=name, num_gen=cfg.metric_images)
-    write_metric_line(demo.run_dir, name, results, time.time() - start, demo.snapshot)
+    results = _report(demo, metric_main.calc_metric(name, **metric_kwargs(demo, gen_folder=folder)))
     return [f'{name}: {results.get(f"{name}_near_copies", "?")} near-copies']
 
 #----------------------------------------------------------------------------
 # Stage 5: the report.
 
 def write_report(demo):
-    report = require('fundus.report', 'the report stage')
     demo.report = report.write_report(demo.run_dir, out=os.path.join(demo.outdir, 'report.html'), generate=True,
                                       device=demo.device)
     return demo.report
