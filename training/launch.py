@@ -24,10 +24,10 @@ import torch
 
 import dnnlib
 from torch_utils import distributed
+from torch_utils.device import DeviceError, resolve_device
 from training import checkpoint
 from training import config as config_lib
 from training import training_loop as loop
-from torch_utils.device import DeviceError, resolve_device
 
 #----------------------------------------------------------------------------
 
