@@ -25,7 +25,7 @@ import dnnlib
 from metrics import metric_main
 from torch_utils import distributed, misc, training_stats
 from torch_utils.persistence import load_network_pkl, save_network_pkl
-from training import checkpoint
+from training import checkpoint, generate
 from training.augment import AdaController
 from training.run_support import RunLogger, backend_flags, interrupt_guard
 
@@ -241,10 +241,9 @@ def save_image_grid(img, path, drange, grid_size):
     """Write a [N, C, H, W] array (values in drange) as one PNG grid, atomically."""
     lo, hi = drange
     img = np.rint((np.asarray(img, dtype=np.float32) - lo) * (255 / (hi - lo))).clip(0, 255).astype(np.uint8)
-    gw, gh = grid_size
-    _N, C, H, W = img.shape
-    img = img.reshape(gh, gw, C, H, W).transpose(0, 3, 1, 4, 2).reshape(gh * H, gw * W, C)
-    image = PIL.Image.fromarray(img[:, :, 0], 'L') if C == 1 else PIL.Image.fromarray(img[:, :, :3], 'RGB')
+    gw, _gh = grid_size
+    grid = generate.make_grid(img.transpose(0, 2, 3, 1), cols=gw)                  # [gh*H, gw*W, C]
+    image = PIL.Image.fromarray(grid[:, :, 0], 'L') if grid.shape[2] == 1 else PIL.Image.fromarray(grid[:, :, :3], 'RGB')
     dnnlib.atomic_write(path, lambda f: image.save(f, format='png'))
 
 @torch.no_grad()

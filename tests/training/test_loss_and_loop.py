@@ -5,16 +5,17 @@
 import json
 import os
 
+import numpy as np
+import PIL.Image
 import pytest
 import torch
 
 import dnnlib
 from tests.support import tiny_configs
 from tests.training import helpers
+from training import launch, training_loop
 from training import loss as loss_module
-from training import training_loop
 from training.augment import AugmentPipe
-from training import launch
 
 #----------------------------------------------------------------------------
 
@@ -258,5 +259,16 @@ def test_unwritable_or_full_run_dir_fails_before_training(tmp_path):
         checkpoint.check_run_dir(str(blocker / 'run'), 0)
     with pytest.raises(OSError, match='MiB free'):
         checkpoint.check_run_dir(str(tmp_path / 'run'), 1 << 60)
+
+def test_snapshot_grid_tiles_row_by_row(tmp_path):
+    # Four 2x3 images with values 0, 1, 2, 3 (drange [0, 3]) on a 2 x 2 grid: image k at row k // 2, column k % 2.
+    img = np.arange(4, dtype=np.float32)[:, None, None, None] * np.ones([4, 3, 2, 3], dtype=np.float32)
+    path = str(tmp_path / 'grid.png')
+    training_loop.save_image_grid(img, path, drange=[0, 3], grid_size=(2, 2))
+    grid = np.asarray(PIL.Image.open(path))
+    assert grid.shape == (4, 6, 3)
+    for k in range(4):
+        r, c = divmod(k, 2)
+        assert (grid[r * 2:(r + 1) * 2, c * 3:(c + 1) * 3] == k * 85).all()
 
 #----------------------------------------------------------------------------
