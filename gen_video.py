@@ -3,7 +3,6 @@
 import os
 import random
 import re
-import tempfile
 
 import click
 import numpy as np
@@ -11,6 +10,7 @@ import scipy.interpolate
 import torch
 import tqdm
 
+import dnnlib
 from fundus import grades
 from torch_utils.device import DeviceError, resolve_device
 from training import generate
@@ -97,23 +97,13 @@ def render_frames(G, key_seeds, w_frames, class_idx=None, truncation_psi=1.0, de
 def write_video(path, frames, fps=60, bitrate='12M'):
     """Encode frames with libx264 (imageio-ffmpeg) to a temp file, then rename it into place. Returns frame count."""
     import imageio.v2 as imageio # The ffmpeg binary comes from the imageio-ffmpeg wheel.
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    suffix = os.path.splitext(path)[1] or '.mp4'
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path) + '.tmp-', suffix=suffix)
-    os.close(fd)
     count = 0
-    try:
+    # The encoder picks the container from the extension; a name without one is written as .mp4.
+    with dnnlib.atomic_path(path, suffix=os.path.splitext(path)[1] or '.mp4') as tmp:
         with imageio.get_writer(tmp, format='FFMPEG', mode='I', fps=fps, codec='libx264', bitrate=bitrate, macro_block_size=1) as writer:
             for frame in frames:
                 writer.append_data(frame)
                 count += 1
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
     return count
 
 def run(network, seeds, shuffle_seed=None, grid='1x1', num_keyframes=None, w_frames=120, trunc=1.0, output='out.mp4',

@@ -1,357 +1,17 @@
 """Train a GAN (StyleGAN3-T, StyleGAN3-R or StyleGAN2) with ADA, NVIDIA's command line, exact resume."""
 
-# Thin CLI: click options -> one resolved, JSON-serialisable config (make_config) -> run directory with
-# training_options.json -> one process per device -> training.training_loop.training_loop(**config).
-
-import copy
-import json
-import os
-import re
-import tempfile
+# Thin CLI: click options -> training.config.make_config (one resolved, JSON-serialisable config) or
+# training.launch.resume_run -> training.launch.launch_training. Typed errors become one line.
 
 import click
-import torch
 
 import dnnlib
-from torch_utils import distributed
+from torch_utils.device import DeviceError
+from training import config, launch
+from training.training_loop import TrainingDivergedError
 
-#----------------------------------------------------------------------------
-
-# Options that may differ when continuing a run from a training state (they do not change the maths).
-RESUME_OVERRIDABLE = ('kimg', 'tick', 'snap', 'metrics', 'workers', 'nobench', 'device', 'gpus', 'batch_gpu', 'dry_run', 'resume', 'outdir')
-
-#----------------------------------------------------------------------------
-
-def parse_comma_list(s):
-    """'a,b' -> ['a', 'b']; None, '' and 'none' (any case) -> []; a list passes through."""
-    if isinstance(s, list):
-        return s
-    text = (s or '').strip()
-    return [] if text.lower() in ('', 'none') else text.split(',')
-
-def resolve_device(device):
-    if device == 'auto':
-        return 'cuda' if torch.cuda.is_available() else 'cpu'
-    if device == 'cuda' and not torch.cuda.is_available():
-        raise click.ClickException('--device=cuda: no CUDA device is available; use --device=cpu')
-    return device
-
-def is_state_resume(resume):
-    return resume is not None and (os.path.isdir(resume) or resume.endswith('.pt'))
-
-#----------------------------------------------------------------------------
-# Per-architecture presets: the published StyleGAN3 / StyleGAN2 recipes. None means "not set by this
-# preset". --map-depth and --glr override map_depth and glr when given.
-
-CFG_PRESETS = {
-    'stylegan3-t': dnnlib.EasyDict(
-        generator        = 'training.networks_stylegan3.Generator',
-        map_depth        = 2,       # Mapping layers.
-        glr              = 0.0025,  # G learning rate.
-        G_capacity_scale = 1,       # Multiplier on --cbase and --cmax for G only.
-        G_extra          = {},      # Extra Generator kwargs.
-        G_reg_interval   = None,    # No path-length regularisation.
-        loss_extra       = {},      # Extra StyleGAN2Loss kwargs.
-        blur_sigma       = None,    # D-input blur at the start (pixels).
-    ),
-    'stylegan3-r': dnnlib.EasyDict(
-        generator        = 'training.networks_stylegan3.Generator',
-        map_depth        = 2,
-        glr              = 0.0025,
-        G_capacity_scale = 2,       # Rotation equivariance needs twice the feature maps.
-        G_extra          = dict(conv_kernel=1, use_radial_filters=True),
-        G_reg_interval   = None,
-        loss_extra       = {},
-        blur_sigma       = 10,      # Fades out over 200 kimg at batch 32 (scaled with the batch).
-    ),
-    'stylegan2': dnnlib.EasyDict(
-        generator        = 'training.networks_stylegan2.Generator',
-        map_depth        = 8,
-        glr              = 0.002,
-        G_capacity_scale = 1,
-        G_extra          = dict(fused_modconv_default='inference_only'),
-        G_reg_interval   = 4,       # Lazy path-length regularisation every 4 G steps.
-        loss_extra       = dict(style_mixing_prob=0.9, pl_weight=2, pl_no_weight_grad=True),
-        blur_sigma       = None,
-    ),
-}
-CFGS = tuple(CFG_PRESETS)
-
-# Mixed precision: (fp16 resolutions, conv clamp) for the default run and for --fp32.
-PRECISION = {False: (4, 256), True: (0, None)}
-
-#----------------------------------------------------------------------------
-
-def init_dataset_kwargs(data, cond, mirror, seed):
-    """Open the dataset once to read its resolution, size and labels; returns (kwargs, dataset name)."""
-    from training.dataset import check_labels
-    kwargs = dnnlib.EasyDict(class_name='training.dataset.ImageFolderDataset', path=data, use_labels=bool(cond),
-                             max_size=None, xflip=False)
-    try:
-        ds = dnnlib.construct_class_by_name(**kwargs)
-    except (OSError, ValueError) as e:
-        raise click.ClickException(f'--data: {e}')
-    try:
-        note = check_labels(ds, cond=cond, warn=False)
-        if note:
-            click.echo(f'Note: {note}', err=True)
-        kwargs.update(resolution=ds.resolution, use_labels=bool(cond) and ds.has_labels, max_size=len(ds))
-        name = ds.name
-    except (OSError, ValueError) as e:
-        raise click.ClickException(f'--data: {e}')
-    finally:
-        ds.close()
-    kwargs.update(xflip=bool(mirror), random_seed=seed)
-    return kwargs, name
-
-def _adam(lr):
-    # Tuples, not lists: torch.optim.Adam rejects betas=[0, 0.99].
-    return dnnlib.EasyDict(class_name='torch.optim.Adam', lr=lr, betas=(0, 0.99), eps=1e-8)
-
-def _network_kwargs(preset, batch, cbase, cmax, map_depth, freezed, mbstd_group, fp32):
-    """(G_kwargs, D_kwargs) for one preset."""
-    fp16_res, clamp = PRECISION[bool(fp32)]
-    scale = preset.G_capacity_scale
-    G = dnnlib.EasyDict(class_name=preset.generator, z_dim=512, w_dim=512,
-                        channel_base=cbase * scale, channel_max=cmax * scale,
-                        num_fp16_res=fp16_res, conv_clamp=clamp,
-                        mapping_kwargs=dnnlib.EasyDict(num_layers=preset.map_depth if map_depth is None else map_depth))
-    G.update(preset.G_extra)
-    if preset.generator.endswith('stylegan3.Generator'):
-        # Half-life of the magnitude EMA: 20k images, whatever the batch size.
-        G.magnitude_ema_beta = 0.5 ** (batch / 20000)
-    D = dnnlib.EasyDict(class_name='training.networks_stylegan2.Discriminator',
-                        channel_base=cbase, channel_max=cmax, num_fp16_res=fp16_res, conv_clamp=clamp,
-                        block_kwargs=dnnlib.EasyDict(freeze_layers=freezed), mapping_kwargs=dnnlib.EasyDict(),
-                        epilogue_kwargs=dnnlib.EasyDict(mbstd_group_size=mbstd_group))
-    return G, D
-
-def _loss_kwargs(preset, gamma, batch, fine_tune):
-    loss = dnnlib.EasyDict(class_name='training.loss.StyleGAN2Loss', r1_gamma=gamma, **preset.loss_extra)
-    if preset.blur_sigma is not None:
-        loss.update(blur_init_sigma=preset.blur_sigma, blur_fade_kimg=batch * 25 / 4)
-    if fine_tune:
-        loss.blur_init_sigma = 0 # Pretrained weights need no blur warm-up.
-    return loss
-
-def _augment_settings(aug, augpipe, p, target):
-    """(augment_kwargs, augment_p, ada_target) for --aug."""
-    from training.augment import augpipe_specs
-    if aug == 'noaug':
-        return None, 0, None
-    kwargs = dnnlib.EasyDict(class_name='training.augment.AugmentPipe', **augpipe_specs[augpipe])
-    return kwargs, (p if aug == 'fixed' else 0), (target if aug == 'ada' else None)
-
-def _check_required(cfg, data, gpus, batch, gamma, augpipe):
-    from training.augment import augpipe_specs
-    given = {'--cfg': cfg, '--data': data, '--gpus': gpus, '--batch': batch, '--gamma': gamma}
-    missing = [name for name, value in given.items() if value is None]
-    if missing:
-        raise click.ClickException(f'Missing option {missing[0]} (required unless --resume names a run directory or training state)')
-    if cfg not in CFG_PRESETS:
-        raise click.ClickException(f'--cfg={cfg}: expected one of {", ".join(CFGS)}')
-    if augpipe not in augpipe_specs:
-        raise click.ClickException(f'--augpipe={augpipe}: expected one of {", ".join(augpipe_specs)}')
-
-def make_config(cfg, data, gpus, batch, gamma, cond=False, mirror=False, aug='ada', augpipe='bgc', resume=None,
-                freezed=0, p=0.2, target=0.6, batch_gpu=None, cbase=32768, cmax=512, glr=None, dlr=0.002,
-                map_depth=None, mbstd_group=4, metrics='fid50k_full', kimg=25000, tick=4, snap=50, seed=0,
-                fp32=False, nobench=False, workers=3, device='auto', deterministic=False, **_ignored):
-    """The resolved training configuration for NVIDIA-style options (see docs/training.md).
-
-    Raises click.ClickException naming the offending option. Returns an EasyDict that
-    training.training_loop.training_loop(**config) accepts (plus run_dir, set by launch_training).
-    """
-    _check_required(cfg, data, gpus, batch, gamma, augpipe)
-    if resume is not None and is_state_resume(resume):
-        raise click.ClickException('--resume: a run directory or training state continues that run; it is handled by launch')
-    preset = CFG_PRESETS[cfg]
-    fine_tune = resume is not None
-    metric_list = parse_comma_list(metrics)
-    per_process = batch_gpu or batch // gpus
-    _check_batch_and_metrics(batch, gpus, per_process, mbstd_group, metric_list)
-
-    # Data first: the run name needs the dataset name.
-    training_set_kwargs, dataset_name = init_dataset_kwargs(data, cond, mirror, seed)
-    G_kwargs, D_kwargs = _network_kwargs(preset, batch, cbase, cmax, map_depth, freezed, mbstd_group, fp32)
-    augment_kwargs, augment_p, ada_target = _augment_settings(aug, augpipe, p, target)
-    c = dnnlib.EasyDict(
-        G_kwargs            = G_kwargs,
-        D_kwargs            = D_kwargs,
-        G_opt_kwargs        = _adam(glr if glr is not None else preset.glr),
-        D_opt_kwargs        = _adam(dlr),
-        loss_kwargs         = _loss_kwargs(preset, gamma, batch, fine_tune),
-        augment_kwargs      = augment_kwargs,
-        augment_p           = augment_p,                    # Fixed probability (--aug=fixed), else ADA's start.
-        ada_target          = ada_target,                   # None unless --aug=ada.
-        ada_kimg            = 100 if fine_tune else 500,    # ADA adapts faster when fine-tuning.
-        data_loader_kwargs  = dnnlib.EasyDict(pin_memory=True, prefetch_factor=2, num_workers=workers),
-        training_set_kwargs = training_set_kwargs,
-        num_gpus            = gpus,
-        batch_size          = batch,
-        batch_gpu           = per_process,
-        metrics             = metric_list,
-        total_kimg          = kimg,
-        kimg_per_tick       = tick,
-        image_snapshot_ticks   = snap,
-        network_snapshot_ticks = snap,
-        random_seed         = seed,
-        ema_kimg            = batch * 5 / 16,               # 10 kimg at batch 32.
-        ema_rampup          = None if fine_tune else 0.05,  # Pretrained G_ema needs no ramp-up.
-        G_reg_interval      = preset.G_reg_interval,
-        D_reg_interval      = 16,
-        device              = resolve_device(device),
-        deterministic       = bool(deterministic),
-        cudnn_benchmark     = not nobench,
-        resume_pkl          = resume,                       # A network pickle: new run from its weights.
-        resume_state        = None,                         # Set only when continuing a run (resume_run).
-    )
-    c.desc = f'{cfg}-{dataset_name}-gpus{gpus:d}-batch{batch:d}-gamma{gamma:g}'
-    return c
-
-def _check_batch_and_metrics(batch, gpus, per_process, mbstd_group, metric_list):
-    if batch % gpus:
-        raise click.ClickException(f'--batch={batch} must be a multiple of --gpus={gpus}')
-    if batch % (gpus * per_process):
-        raise click.ClickException(f'--batch={batch} must be a multiple of --gpus times --batch-gpu ({gpus} x {per_process})')
-    if per_process < mbstd_group:
-        raise click.ClickException(f'--batch-gpu={per_process} cannot be smaller than --mbstd-group={mbstd_group}')
-    if not all(re.fullmatch(r'\w+', m, flags=re.ASCII) for m in metric_list):
-        raise click.ClickException(f'--metrics: malformed metric list {",".join(metric_list)}')
-    if not metric_list:
-        return
-    try:
-        import metrics.metric_main as registry
-    except ImportError as e:
-        raise click.ClickException(f'--metrics={",".join(metric_list)}: the metrics package is not available ({e}); use --metrics=none')
-    unknown = [m for m in metric_list if not registry.is_valid_metric(m)]
-    if unknown:
-        raise click.ClickException(f'--metrics: unknown metric(s) {", ".join(unknown)}; choose from {", ".join(registry.list_valid_metrics())} or none')
-
-#----------------------------------------------------------------------------
-# Objects: --dry-run builds all of them on the CPU, so a config that cannot run fails at once.
-
-def construct_objects(c, device='cpu'):
-    """Build G, D, G_ema, the augment pipe, the loss and both optimisers from a config. Returns an EasyDict."""
-    import training.training_loop as loop
-    torch.manual_seed(c.random_seed)
-    dataset = dnnlib.construct_class_by_name(**dnnlib.EasyDict(c.training_set_kwargs))
-    try:
-        G, D, G_ema = loop.build_networks(dataset, c.G_kwargs, c.D_kwargs, device)
-    finally:
-        dataset.close()
-    augment_pipe = loop.build_augment_pipe(c.augment_kwargs, c.augment_p, device)
-    loss = dnnlib.construct_class_by_name(device=device, G=G, D=D, augment_pipe=augment_pipe, **c.loss_kwargs)
-    phases = loop.build_phases(G, D, c.G_opt_kwargs, c.D_opt_kwargs, c.G_reg_interval, c.D_reg_interval)
-    return dnnlib.EasyDict(G=G, D=D, G_ema=G_ema, augment_pipe=augment_pipe, loss=loss, phases=phases,
-                           G_opt=phases[0].opt, D_opt=phases[-1].opt)
-
-#----------------------------------------------------------------------------
-# Run directories and launching.
-
-def next_run_dir(outdir, desc):
-    prev = [int(m.group(1)) for x in (os.listdir(outdir) if os.path.isdir(outdir) else [])
-            for m in [re.match(r'^(\d+)', x)] if m is not None and os.path.isdir(os.path.join(outdir, x))]
-    return os.path.join(outdir, f'{max(prev, default=-1) + 1:05d}-{desc}')
-
-def save_options(c):
-    text = json.dumps(options_of(c), indent=2)
-    dnnlib.atomic_write(os.path.join(c.run_dir, 'training_options.json'), lambda f: f.write(text), mode='w')
-
-def options_of(c):
-    """The JSON-serialisable options dict (what training_options.json and training states hold)."""
-    return json.loads(json.dumps({k: v for k, v in c.items() if k != 'options'}))
-
-def launch_training(c, outdir=None, desc=None, dry_run=False):
-    """Create the run directory (unless c.run_dir is set), save the options and train on c.num_gpus processes.
-
-    Args:
-        c:       config from make_config (or loaded from a training state).
-        outdir:  parent directory of a new run directory.
-        desc:    extra text for the run directory name.
-        dry_run: print the options, construct every object on the CPU and return None.
-    Returns:
-        The run directory (None for a dry run).
-    """
-    c = copy.deepcopy(c)
-    if c.get('run_dir') is None:
-        c.run_dir = next_run_dir(outdir, c.desc + (f'-{desc}' if desc else ''))
-    click.echo('\nTraining options:')
-    click.echo(json.dumps(options_of(c), indent=2))
-    click.echo(f'\nOutput directory:    {c.run_dir}')
-    click.echo(f'Number of processes: {c.num_gpus} ({c.device})')
-    click.echo(f'Batch size:          {c.batch_size} images')
-    click.echo(f'Training duration:   {c.total_kimg} kimg')
-    click.echo(f'Resume:              {c.resume_state or c.resume_pkl or "no"}\n')
-    if dry_run:
-        objs = construct_objects(c, device='cpu')
-        for name in ('G', 'D', 'augment_pipe'):
-            n = 0 if objs[name] is None else sum(p.numel() for p in objs[name].parameters())
-            click.echo(f'Constructed {name}: {type(objs[name]).__name__} ({n} parameters)')
-        click.echo(f'Constructed loss: {type(objs.loss).__name__}; optimisers: {type(objs.G_opt).__name__}, {type(objs.D_opt).__name__}')
-        click.echo('Dry run; exiting.')
-        return None
-
-    try:
-        os.makedirs(c.run_dir, exist_ok=c.resume_state is not None)
-        save_options(c)
-    except OSError as e:
-        raise click.ClickException(f'--outdir: cannot create the run directory {c.run_dir!r}: {e}')
-    c.options = options_of(c)
-    if distributed.launched_by_torchrun():
-        _subprocess_fn(int(os.environ['RANK']), c, None)
-    elif c.num_gpus == 1:
-        _subprocess_fn(0, c, None)
-    else:
-        # The spawned processes rendezvous through a file in a private scratch directory.
-        with tempfile.TemporaryDirectory(prefix='train-rendezvous-') as scratch:
-            torch.multiprocessing.spawn(fn=_subprocess_fn, args=(c, scratch), nprocs=c.num_gpus)
-    return c.run_dir
-
-def _subprocess_fn(rank, c, temp_dir):
-    from training.training_loop import training_loop
-    device = c.device
-    if device == 'cuda':
-        device = f'cuda:{distributed.get_local_rank() if distributed.launched_by_torchrun() else rank}'
-    if c.num_gpus > 1 and device == 'cpu': # Share the cores instead of oversubscribing them.
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // c.num_gpus))
-    if c.num_gpus > 1:
-        init_method = None if distributed.launched_by_torchrun() else 'file://' + os.path.abspath(os.path.join(temp_dir, '.torch_distributed_init'))
-        if distributed.launched_by_torchrun() and int(os.environ['WORLD_SIZE']) != c.num_gpus:
-            raise click.ClickException(f'--gpus={c.num_gpus} does not match torchrun WORLD_SIZE={os.environ["WORLD_SIZE"]}')
-        distributed.init(device=device, rank=rank, world_size=c.num_gpus, init_method=init_method)
-    try:
-        kwargs = {k: v for k, v in c.items() if k != 'desc'}
-        kwargs.update(rank=rank, device=device)
-        training_loop(**kwargs)
-    finally:
-        distributed.shutdown()
-
-#----------------------------------------------------------------------------
-# Continuing a run from a training state.
-
-def resume_run(resume, overrides):
-    """Config that continues the run owning `resume` (a run directory or training-state file)."""
-    from training import checkpoint
-    path = resume
-    if os.path.isdir(resume):
-        path = checkpoint.find_latest_state(resume)
-        if path is None:
-            raise click.ClickException(f'--resume={resume}: no training-state-*.pt in this directory; '
-                                       f'to start a new run from weights, pass a network-snapshot-*.pkl')
-    try:
-        state = checkpoint.load_training_state(path)
-    except (OSError, ValueError) as e:
-        raise click.ClickException(f'--resume: {e}')
-    c = checkpoint.state_options(state)
-    c.pop('options', None)
-    c.run_dir = os.path.dirname(os.path.abspath(path))
-    c.resume_state = os.path.abspath(path)
-    for key, value in overrides.items():
-        c[key] = value
-    if 'device' in overrides:
-        c.device = resolve_device(overrides['device'])
-    return c
+# Options of this command that are not training options (make_config does not take them).
+CLI_ONLY = ('outdir', 'desc', 'dry_run')
 
 #----------------------------------------------------------------------------
 
@@ -361,7 +21,7 @@ def resume_run(resume, overrides):
 # Required for a new run. Continuing a run (--resume=<run dir or training-state-*.pt>) reads them from the state.
 @click.option('--outdir',       metavar='DIR',
               help='Parent directory for runs; each run gets a new numbered subdirectory (00000-<cfg>-<data>-...)')
-@click.option('--cfg',          type=click.Choice(list(CFGS)),
+@click.option('--cfg',          type=click.Choice(list(config.CFGS)),
               help='Architecture preset: stylegan3-t (translation equivariant, the usual choice for fundus), '
                    'stylegan3-r (also rotation equivariant, ~2x slower), stylegan2 (fastest, a good baseline)')
 @click.option('--data',         metavar='[ZIP|DIR]',
@@ -416,7 +76,7 @@ def resume_run(resume, overrides):
 # Run length, logging and performance.
 @click.option('--desc',         metavar='STR', type=str,
               help='Extra text appended to the run directory name')
-@click.option('--metrics',      metavar='[NAME|A,B,C|none]', type=parse_comma_list, default='fid50k_full', show_default=True,
+@click.option('--metrics',      metavar='[NAME|A,B,C|none]', type=config.parse_comma_list, default='fid50k_full', show_default=True,
               help='Metrics computed at every network snapshot (see calc_metrics.py); none saves time on small runs')
 @click.option('--kimg',         metavar='KIMG', type=click.IntRange(min=1), default=25000, show_default=True,
               help='Stop after D has seen this many thousand real images')
@@ -463,40 +123,20 @@ def main(ctx, **kwargs):
     """
     opts = dnnlib.EasyDict(kwargs)
     try:
-        if is_state_resume(opts.resume):
-            c = _resume_from_cli(ctx, opts)
-            desc = None
+        if config.is_state_resume(opts.resume):
+            c, desc = _resume_from_cli(ctx, opts), None
         else:
             if opts.outdir is None:
                 raise click.ClickException('Missing option --outdir')
-            c = make_config(**opts)
+            c = config.make_config(**{k: v for k, v in opts.items() if k not in CLI_ONLY})
             desc = opts.desc
-        launch_training(c, outdir=opts.outdir, desc=desc, dry_run=opts.dry_run)
-    except click.ClickException:
-        raise
-    except Exception as e:
-        from training.training_loop import TrainingDivergedError
-        if isinstance(e, (TrainingDivergedError, OSError, ValueError)):
-            raise click.ClickException(str(e)) from None
-        raise
+        launch.launch_training(c, outdir=opts.outdir, desc=desc, dry_run=opts.dry_run, echo=click.echo)
+    except (config.ConfigError, launch.LaunchError, DeviceError, TrainingDivergedError, OSError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
 
 def _resume_from_cli(ctx, opts):
-    given = [name for name in opts if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
-    fixed = [name for name in given if name not in RESUME_OVERRIDABLE]
-    if fixed:
-        names = ', '.join('--' + n.replace('_', '-') for n in fixed)
-        raise click.ClickException(f'{names}: cannot be changed when continuing a run with --resume={opts.resume}; '
-                                   f'pass a network pickle to start a new run from its weights instead')
-    mapping = dict(kimg='total_kimg', tick='kimg_per_tick', metrics='metrics', gpus='num_gpus', batch_gpu='batch_gpu', device='device')
-    overrides = {mapping[n]: opts[n] for n in given if n in mapping}
-    if 'snap' in given:
-        overrides['image_snapshot_ticks'] = overrides['network_snapshot_ticks'] = opts.snap
-    if 'nobench' in given:
-        overrides['cudnn_benchmark'] = not opts.nobench
-    c = resume_run(opts.resume, overrides)
-    if 'workers' in given: # Nested inside data_loader_kwargs, so not a plain override.
-        c.data_loader_kwargs = dnnlib.EasyDict(c.data_loader_kwargs, num_workers=opts.workers)
-    return c
+    given = {name: opts[name] for name in opts if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
+    return launch.resume_with_options(opts.resume, given)
 
 #----------------------------------------------------------------------------
 

@@ -58,20 +58,20 @@ def bench_loader(path, epochs, workers):
 
 def bench_stages(photo, reps=5):
     # Median milliseconds per stage for one 1411x1411 JPEG, in this process (one core).
-    import dataset_tool
+    from fundus.data import build
     from fundus.data import preprocess
     with open(photo, 'rb') as f:
         data = f.read()
     stages = dict(decode=[], detect_fov=[], crop_resize=[], encode_png=[])
     for _ in range(reps):
         t0 = time.perf_counter()
-        arr, _ = dataset_tool.decode(data, dataset_tool.DEFAULT_MAX_PIXELS)
+        arr, _ = build.decode(data, build.DEFAULT_MAX_PIXELS)
         t1 = time.perf_counter()
         fov = preprocess.detect_fov(arr)
         t2 = time.perf_counter()
         out = preprocess.crop_to_fov(arr, 512, fov=fov)
         t3 = time.perf_counter()
-        dataset_tool._encode_png(out, 'rgb')
+        build._encode_png(out, 'rgb')
         t4 = time.perf_counter()
         for k, a, b in (('decode', t0, t1), ('detect_fov', t1, t2), ('crop_resize', t2, t3), ('encode_png', t3, t4)):
             stages[k].append(b - a)

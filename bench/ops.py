@@ -1,5 +1,5 @@
 # Time the ops at the layer shapes of a stylegan3-t generator and the StyleGAN2 discriminator, against
-# straightforward zero-insertion implementations of the same maths (tests/ops/oracles.py).
+# straightforward zero-insertion implementations of the same maths (bench/zero_insertion.py).
 #
 #   python bench/ops.py                      # CPU, 256x256 layer shapes, batch 1, 3 interleaved repeats
 #   python bench/ops.py --res=512 --device=cuda --batch=4
@@ -19,7 +19,7 @@ import scipy.signal
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tests.ops import oracles # pylint: disable=wrong-import-position
+from bench import zero_insertion as oracles # pylint: disable=wrong-import-position
 from torch_utils.ops import bias_act, conv2d_resample, filtered_lrelu, upfirdn2d # pylint: disable=wrong-import-position
 
 #----------------------------------------------------------------------------

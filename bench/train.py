@@ -12,17 +12,16 @@ import click
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from fundus.data import build # pylint: disable=wrong-import-position
+from training import config, training_loop # pylint: disable=wrong-import-position
 
 #----------------------------------------------------------------------------
 
 def bench(cfg, res, batch, steps, cbase, cmax, threads):
-    import train
-    from tests.support import synth_fundus
-    from training import training_loop
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as tmp:
-        data = synth_fundus.write_dataset(os.path.join(tmp, 'data'), num_images=32, res=res)
-        c = train.make_config(cfg=cfg, data=data, gpus=1, batch=batch, gamma=1, cbase=cbase, cmax=cmax, map_depth=2,
+        data = build.build_dataset('phantom:32', os.path.join(tmp, 'data.zip'), resolution=(res, res), progress=False).dest
+        c = config.make_config(cfg=cfg, data=data, gpus=1, batch=batch, gamma=1, cbase=cbase, cmax=cmax, map_depth=2,
                               metrics='none', workers=0, device='cpu', fp32=True, mbstd_group=min(4, batch))
         if cfg != 'stylegan2':
             c.G_kwargs.update(num_layers=4, margin_size=2)

@@ -1,5 +1,6 @@
 # Framework-free utilities: attribute dicts, class construction by name, and URL/file opening with a cache.
 
+import contextlib
 import hashlib
 import importlib
 import io
@@ -35,7 +36,10 @@ class EasyDict(dict):
 # only names inside our own tree (and torch.optim) may be constructed, so a config file can never
 # import and call arbitrary code.
 
-ALLOWED_NAME_PREFIXES = ('dnnlib.', 'torch_utils.', 'training.', 'metrics.', 'fundus.', 'torch.optim.')
+# Our packages, in layer order (docs/architecture.md): the one list every allow-list and test derives from.
+PACKAGES = ('dnnlib', 'torch_utils', 'training', 'metrics', 'fundus')
+
+ALLOWED_NAME_PREFIXES = tuple(p + '.' for p in PACKAGES) + ('torch.optim.',)
 
 def check_name_allowed(name):
     if not isinstance(name, str) or not name.startswith(ALLOWED_NAME_PREFIXES):
@@ -185,16 +189,24 @@ def atomic_write(path, writer, mode='wb'):
 
     `writer(f)` receives the open temp file. A crash leaves the old file (or no file), never a truncated one.
     """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path) + '.tmp-')
-    try:
-        os.chmod(tmp, 0o666 & ~_current_umask()) # mkstemp makes 0600 files; give the usual permissions.
-        with os.fdopen(fd, mode) as f:
+    with atomic_path(path) as tmp:
+        with open(tmp, mode) as f:
             writer(f)
             f.flush()
             os.fsync(f.fileno())
+
+@contextlib.contextmanager
+def atomic_path(path, suffix=None):
+    """Yield a temp file name (same folder; extension `suffix`, default path's) for writers that need a path,
+    not a file object (e.g. a video encoder); renamed over `path` when the block ends without an error, else removed."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path) + '.tmp-', suffix=os.path.splitext(path)[1] if suffix is None else suffix)
+    os.close(fd)
+    try:
+        os.chmod(tmp, 0o666 & ~_current_umask()) # mkstemp makes 0600 files; give the usual permissions.
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -4,22 +4,29 @@
 
 Everything runs offline. Training gets whatever time the other stages leave within --minutes; on a GPU
 the same command uses a larger network, more images and bootstrap intervals. Each stage prints a line
-when it starts and ends; a stage whose code is not in this checkout says so instead of pretending.
+when it starts and ends; a stage that fails says why, and later stages say what they miss.
 """
 
+import contextlib
 import dataclasses
 import glob
+import io
 import json
 import os
 import time
 import traceback
 
 import click
+import torch
 
 import dnnlib
 from fundus import grades
+from fundus.report import run as run_report
+from fundus.data import build as data_build
 from fundus.grades import GRADES
-from training import generate
+from metrics import bootstrap, frechet_inception_distance, kernel_inception_distance, metric_main, metric_utils
+from torch_utils.device import DeviceError, resolve_device
+from training import config, generate, launch, run_dir
 
 #----------------------------------------------------------------------------
 # Sizes. The CPU preset is sized for a 2-core machine and ~10 minutes; the GPU preset for one GPU.
@@ -64,9 +71,6 @@ def gpu_config():
 
 class StageUnavailable(Exception):
     """A stage's code is not in this checkout (yet)."""
-
-class BudgetReached(Exception):
-    """Raised from the training loop's progress callback when the next tick would overrun the budget."""
 
 @dataclasses.dataclass
 class StageResult:
@@ -120,43 +124,34 @@ def _first_line(e):
     text = str(e).strip().splitlines()
     return text[0] if text else ''
 
-def require(module_name, what):
-    """Import a module of ours or raise StageUnavailable naming it."""
-    import importlib
-    try:
-        return importlib.import_module(module_name)
-    except ImportError as e:
-        raise StageUnavailable(f'{what} needs {module_name}, which is not importable in this checkout ({_first_line(e)})') from e
-
 #----------------------------------------------------------------------------
-# Stage 1: the phantom dataset, built with dataset_tool.py (reused when an identical one exists).
+# Stage 1: the phantom dataset, built with fundus.data.build (reused when an identical one exists).
 
 def build_dataset(demo):
     cfg = demo.config
-    tool = require('dataset_tool', 'the dataset stage')
-    require('fundus.data.phantom', 'the dataset stage')
     res = cfg.resolution
-    demo.zip_path = os.path.join(demo.outdir, f'phantoms-{cfg.num_images}-{res}x{res}.zip')
-    if os.path.isfile(demo.zip_path):
-        return f'reusing {demo.zip_path}'
-    args = [f'--source=phantom:{cfg.num_images}', f'--dest={demo.zip_path}', f'--resolution={res}x{res}', '--seed=0']
-    try:
-        tool.main.main(args=args, prog_name='dataset_tool.py', standalone_mode=False)
-    except click.ClickException as e:
-        demo.zip_path = None
-        raise RuntimeError(f'dataset_tool.py {" ".join(args)}: {e.format_message()}') from None
-    return f'{cfg.num_images} labelled phantom photographs (grades DR0-DR4) in {demo.zip_path}'
+    zip_path = os.path.join(demo.outdir, f'phantoms-{cfg.num_images}-{res}x{res}.zip')
+    if os.path.isfile(zip_path):
+        demo.zip_path = zip_path
+        return f'reusing {zip_path}'
+    result = data_build.build_dataset(f'phantom:{cfg.num_images}', zip_path, resolution=(res, res), seed=0)
+    demo.echo(result.summary(zip_path))
+    demo.zip_path = zip_path
+    return f'{cfg.num_images} labelled phantom photographs (grades DR0-DR4) in {zip_path}'
 
 #----------------------------------------------------------------------------
 # Stage 2: training, time-budgeted. Ticks are short; every tick writes a snapshot, and the run stops
 # before the tick that would overrun the budget.
 
 class TrainingBudget:
+    """Progress callback of the training run; stop() says True once the next tick would overrun the deadline."""
+
     def __init__(self, deadline, echo):
         self.deadline = deadline
         self.echo = echo
         self.last = None
         self.longest_tick = 0.0
+        self.reached = False
 
     def __call__(self, cur_nimg, total_nimg):
         now = time.time()
@@ -165,117 +160,93 @@ class TrainingBudget:
         self.last = now
         left = self.deadline - now
         self.echo(f'      training: {cur_nimg / 1000:.3f} kimg, {max(left, 0):.0f} s of training time left')
-        if now + self.longest_tick > self.deadline:
-            raise BudgetReached()
+        self.reached = self.reached or now + self.longest_tick > self.deadline
+
+    def stop(self):
+        return self.reached
 
 def make_training_config(demo, budget_kimg=100000):
-    """train.py's resolved config for the demo's network (train.make_config + the demo's size overrides)."""
+    """train.py's resolved config for the demo's network (config.make_config + the demo's size overrides)."""
     cfg = demo.config
-    train = require('train', 'the training stage')
-    c = train.make_config(cfg='stylegan3-t', data=demo.zip_path, gpus=1, batch=cfg.batch, gamma=cfg.gamma, cond=True,
-                          aug='ada', augpipe='fundus', cbase=cfg.cbase, cmax=cfg.cmax, map_depth=2,
-                          mbstd_group=min(4, cfg.batch), metrics='none', kimg=budget_kimg, tick=1, snap=1, seed=0,
-                          fp32=(demo.device == 'cpu'), workers=cfg.workers, device=demo.device)
+    c = config.make_config(cfg='stylegan3-t', data=demo.zip_path, gpus=1, batch=cfg.batch, gamma=cfg.gamma, cond=True,
+                           aug='ada', augpipe='fundus', cbase=cfg.cbase, cmax=cfg.cmax, map_depth=2,
+                           mbstd_group=min(4, cfg.batch), metrics='none', kimg=budget_kimg, tick=1, snap=1, seed=0,
+                           fp32=(demo.device == 'cpu'), workers=cfg.workers, device=demo.device)
     c.G_kwargs.update(z_dim=cfg.z_dim, w_dim=cfg.z_dim, num_layers=cfg.num_layers, margin_size=cfg.margin_size)
     c.kimg_per_tick = cfg.tick_kimg
     c.image_snapshot_ticks = cfg.image_ticks
     c.network_snapshot_ticks = 1
     c.grid_size = cfg.grid_size
     c.ada_kimg = cfg.ada_kimg
-    c.desc += '-demo'
-    return c, train
+    c.tensorboard = False
+    return c
 
 def train_network(demo):
-    training_loop = require('training.training_loop', 'the training stage')
-    require('training.networks_stylegan3', 'the training stage')
-    c, train = make_training_config(demo)
-    runs = os.path.join(demo.outdir, 'runs')
-    c.run_dir = train.next_run_dir(runs, c.desc)
-    os.makedirs(c.run_dir)
-    train.save_options(c)
-    kwargs = {k: v for k, v in c.items() if k != 'desc'}
-    kwargs['options'] = train.options_of(c)
-    demo.run_dir = c.run_dir
-
+    c = make_training_config(demo)
     # Leave time for evaluation and the report; train at least one step (the first tick is one step long).
-    deadline = demo.deadline - demo.config.eval_reserve_s
-    budget = TrainingBudget(deadline, demo.echo)
+    budget = TrainingBudget(demo.deadline - demo.config.eval_reserve_s, demo.echo)
     start = time.time()
-    try:
-        training_loop.training_loop(**kwargs, progress_fn=budget, tensorboard=False)
-    except BudgetReached:
-        pass
-    snapshots = sorted(glob.glob(os.path.join(c.run_dir, 'network-snapshot-*.pkl')))
+    demo.run_dir = launch.launch_training(c, outdir=os.path.join(demo.outdir, 'runs'), desc='demo', progress_fn=budget,
+                                          stop_fn=budget.stop, echo=lambda *_: None)
+    snapshots = sorted(glob.glob(os.path.join(demo.run_dir, 'network-snapshot-*.pkl')))
     if not snapshots:
-        raise RuntimeError(f'training wrote no network snapshot in {c.run_dir}')
+        raise RuntimeError(f'training wrote no network snapshot in {demo.run_dir}')
     demo.snapshot = snapshots[-1]
-    prune_run_dir(c.run_dir)
-    kimg = snapshot_kimg_exact(c.run_dir)
-    return (f'{kimg:.3f} kimg in {dnnlib.format_time(time.time() - start)} (stylegan3-t, {demo.config.resolution}x'
-            f'{demo.config.resolution}, conditional on grade); run directory {c.run_dir}')
+    prune_run_dir(demo.run_dir)
+    kimg = run_dir.last_kimg(run_dir.read_stats(demo.run_dir))
+    kimg_text = 'unknown' if kimg is None else f'{kimg:.3f}'
+    return (f'{kimg_text} kimg in {dnnlib.format_time(time.time() - start)} (stylegan3-t, {demo.config.resolution}x'
+            f'{demo.config.resolution}, conditional on grade); run directory {demo.run_dir}')
 
-def snapshot_kimg_exact(run_dir):
-    """Thousands of real images shown, from the last stats.jsonl line (snapshot names round down)."""
-    try:
-        with open(os.path.join(run_dir, 'stats.jsonl')) as f:
-            lines = [json.loads(line) for line in f if line.strip()]
-        return float(lines[-1]['Progress/kimg']['mean'])
-    except (OSError, ValueError, KeyError, IndexError):
-        return float('nan')
-
-def prune_run_dir(run_dir):
+def prune_run_dir(path):
     """Delete all but the latest training state (a demo run is not resumed); snapshots stay."""
-    states = sorted(glob.glob(os.path.join(run_dir, 'training-state-*.pt')))
+    states = sorted(glob.glob(os.path.join(path, 'training-state-*.pt')))
     for path in states[:-1]:
         os.remove(path)
 
 #----------------------------------------------------------------------------
-# Stage 3: images per grade with generate.py.
+# Stage 3: images per grade, rendered as gen_images.py renders them.
 
 def generate_images(demo):
     cfg = demo.config
     folder = os.path.join(demo.outdir, 'images')
     seeds = list(range(cfg.images_per_grade))
-    G = generate.load_generator(demo.snapshot, _torch_device(demo.device))
+    G = generate.load_generator(demo.snapshot, torch.device(demo.device))
     classes = list(GRADES) if G.c_dim > 0 else [None]
     for idx in classes:
         subdir = os.path.join(folder, grades.grade_name(idx) if idx is not None else 'all')
-        for seed, img in generate.generate_images(G, seeds, class_idx=idx, batch_size=len(seeds), device=_torch_device(demo.device)):
+        for seed, img in generate.generate_images(G, seeds, class_idx=idx, batch_size=len(seeds), device=torch.device(demo.device)):
             generate.save_png(os.path.join(subdir, generate.seed_filename(seed)), img)
         generate.write_grid(subdir, seeds)
     name = os.path.basename(demo.snapshot)
-    return (f'{len(classes) * len(seeds)} images in {folder}/DR*/ (same as: python generate.py --network=.../{name} '
+    return (f'{len(classes) * len(seeds)} images in {folder}/DR*/ (same as: python gen_images.py --network=.../{name} '
             f'--seeds=0-{len(seeds) - 1} --class=DR<g> --grid)')
 
 #----------------------------------------------------------------------------
-# Stage 4: metrics. FID and KID share one feature extraction; names carry the image counts
-# (fid200_full = FID of 200 generated images against the full dataset; fid2k_full as upstream when the
-# count is a multiple of 1000). Lines go to <run>/metric-<name>.jsonl in NVIDIA's format.
+# Stage 4: metrics through the registry (metrics.metric_main.calc_metric / report_metric), except FID and
+# KID, which share one feature extraction and use the symmetric eigen-route (see _fid_kid). Names carry
+# the image counts (fid200_full = FID of 200 generated images against the full dataset; fid2k_full as
+# upstream when the count is a multiple of 1000). Lines go to <run>/metric-<name>.jsonl in NVIDIA's format.
 
-def count_name(prefix, count, suffix=''):
-    return f'{prefix}{count // 1000}k{suffix}' if count % 1000 == 0 else f'{prefix}{count}{suffix}'
-
-def write_metric_line(run_dir, metric, results, seconds, snapshot_pkl):
-    line = json.dumps(dict(results=results, metric=metric, total_time=seconds, total_time_str=dnnlib.format_time(seconds),
-                           num_gpus=1, snapshot_pkl=os.path.relpath(snapshot_pkl, run_dir), timestamp=time.time()))
-    with open(os.path.join(run_dir, f'metric-{metric}.jsonl'), 'at') as f:
-        f.write(line + '\n')
-
-def metric_options(demo, G=None, gen_folder=None):
-    """MetricOptions against the full training set; generated images from G or from a folder of PNGs."""
-    metric_utils = require('metrics.metric_utils', 'the metrics stage')
+def metric_kwargs(demo, G=None, gen_folder=None):
+    """MetricOptions arguments against the full training set; generated images from G or a folder of PNGs."""
     with open(os.path.join(demo.run_dir, 'training_options.json')) as f:
         dataset_kwargs = json.load(f)['training_set_kwargs']
     dataset_kwargs.update(max_size=None, xflip=False, use_labels=True)
     gen_kwargs = None if gen_folder is None else dict(class_name='metrics.image_folder.ImageFolder', path=gen_folder)
-    return metric_utils.MetricOptions(G=G, dataset_kwargs=dataset_kwargs, gen_dataset_kwargs=gen_kwargs, device=demo.device,
-                                      progress=False, cache=True, seed=0, detectors=demo.config.detectors,
-                                      out_dir=demo.run_dir, bootstrap=demo.config.bootstrap)
+    return dict(G=G, dataset_kwargs=dataset_kwargs, gen_dataset_kwargs=gen_kwargs, device=demo.device, progress=False,
+                cache=True, seed=0, detectors=demo.config.detectors, out_dir=demo.run_dir, bootstrap=demo.config.bootstrap)
+
+def _report(demo, result):
+    # The registry's line writer; its stdout copy of the line is not part of the demo's progress output.
+    with contextlib.redirect_stdout(io.StringIO()):
+        metric_main.report_metric(result, run_dir=demo.run_dir, snapshot_pkl=demo.snapshot)
+    return result.results
 
 def generate_metric_images(demo, G, count):
     """Render `count` images once (seed i, grade i mod 5) for every image-based metric. Returns the folder."""
     folder = os.path.join(demo.outdir, 'metric-images')
-    device = _torch_device(demo.device)
+    device = torch.device(demo.device)
     classes = list(GRADES) if G.c_dim > 0 else [None]
     for k, idx in enumerate(classes):
         seeds = list(range(k, count, len(classes)))
@@ -284,103 +255,67 @@ def generate_metric_images(demo, G, count):
     return folder
 
 def compute_metrics(demo):
-    require('metrics.metric_utils', 'the metrics stage')
-    G = generate.load_generator(demo.snapshot, _torch_device(demo.device))
+    G = generate.load_generator(demo.snapshot, torch.device(demo.device))
     cfg = demo.config
     start = time.time()
     folder = generate_metric_images(demo, G, max(cfg.metric_images, cfg.spectrum_images))
     demo.echo(f'      {max(cfg.metric_images, cfg.spectrum_images)} images for the metrics in {folder} '
               f'({dnnlib.format_time(time.time() - start)})')
-    done, missing = [], []
+    done = []
     for label, fn in [('FID/KID', _fid_kid), ('EQ-T', _eqt), ('spectrum', _spectrum), ('memorisation', _memorization)]:
         start = time.time()
-        try:
-            names = fn(demo, G, folder, cfg)
-        except StageUnavailable as e:
-            missing.append(f'{label} ({e})')
-            continue
+        names = fn(demo, G, folder, cfg)
         done.extend(names)
         demo.echo(f'      {label}: {", ".join(names)} in {dnnlib.format_time(time.time() - start)}')
-    if missing and not done:
-        raise StageUnavailable('; '.join(missing))
-    note = f'{", ".join(done)} written to {demo.run_dir}/metric-*.jsonl'
-    if missing:
-        note += f'; NOT AVAILABLE YET: {"; ".join(missing)}'
-    return note
-
-def _torch_device(name):
-    import torch
-    return torch.device(name)
+    return f'{", ".join(done)} written to {demo.run_dir}/metric-*.jsonl'
 
 def _fid_kid(demo, G, folder, cfg):
-    fid_lib = require('metrics.frechet_inception_distance', 'FID')
-    kid_lib = require('metrics.kernel_inception_distance', 'KID')
-    metric_utils = require('metrics.metric_utils', 'FID')
+    # Not through calc_metric: FID and KID share one feature extraction here, and FID takes the symmetric
+    # eigen-route of the metrics module (equal to NVIDIA's sqrtm route to ~1e-7, 8x faster on CPU).
     start = time.time()
-    opts = metric_options(demo, gen_folder=folder)
+    opts = metric_utils.MetricOptions(**metric_kwargs(demo, gen_folder=folder))
     detector = opts.get_detector('inception')
     kwargs = dict(return_features=True)
     # All features, no moments: the same cache entry the memorisation audit reads, so reals are extracted once.
     feat_real = metric_utils.compute_feature_stats_for_dataset(opts, detector, kwargs, capture_all=True).get_all()
     feat_gen = metric_utils.compute_feature_stats_for_generator(opts, detector, kwargs, num_gen=cfg.metric_images,
                                                                 capture_all=True).get_all()
-    fid_name, kid_name = count_name('fid', cfg.metric_images, '_full'), count_name('kid', cfg.metric_images, '_full')
-    # The symmetric eigen-route of the metrics module: equal to NVIDIA's sqrtm route to ~1e-7, 8x faster on CPU.
-    fid = {fid_name: fid_lib.fid_from_features(feat_gen, feat_real, method='eigh')}
-    kid = {kid_name: kid_lib.kid_from_features(feat_gen, feat_real, num_subsets=100, max_subset_size=1000, rng=0)}
+    fid_name, kid_name = metric_main.sized_name('fid', cfg.metric_images, '_full'), metric_main.sized_name('kid', cfg.metric_images, '_full')
+    fid = {fid_name: frechet_inception_distance.fid_from_features(feat_gen, feat_real, method='eigh')}
+    kid = {kid_name: kernel_inception_distance.kid_from_features(feat_gen, feat_real, num_subsets=100, max_subset_size=1000, rng=0)}
     if cfg.bootstrap > 0:
-        bootstrap = require('metrics.bootstrap', 'bootstrap intervals')
         fid.update(bootstrap.summarize(bootstrap.bootstrap_fid(feat_gen, feat_real, cfg.bootstrap, seed=0), fid_name))
         kid.update(bootstrap.summarize(bootstrap.bootstrap_kid(feat_gen, feat_real, cfg.bootstrap, seed=0), kid_name))
     seconds = time.time() - start
-    write_metric_line(demo.run_dir, fid_name, fid, seconds, demo.snapshot)
-    write_metric_line(demo.run_dir, kid_name, kid, seconds, demo.snapshot)
+    for name, results in ((fid_name, fid), (kid_name, kid)):
+        _report(demo, dnnlib.EasyDict(results=results, metric=name, total_time=seconds,
+                                      total_time_str=dnnlib.format_time(seconds), num_gpus=1))
     return [f'{fid_name} = {fid[fid_name]:.2f}', f'{kid_name} = {kid[kid_name]:.4f}']
 
 def _eqt(demo, G, folder, cfg):
-    equivariance = require('metrics.equivariance', 'EQ-T')
-    start = time.time()
-    opts = metric_options(demo, G=G)
-    opts.G_kwargs = dnnlib.EasyDict(opts.G_kwargs, force_fp32=True)
-    name = count_name('eqt', cfg.eq_samples, '_int')
-    value = equivariance.compute_equivariance_metric(opts, num_samples=cfg.eq_samples, batch_size=4, compute_eqt_int=True)
-    write_metric_line(demo.run_dir, name, {name: value}, time.time() - start, demo.snapshot)
-    return [f'{name} = {value:.2f} dB']
+    name = metric_main.sized_name('eqt', cfg.eq_samples, '_int')
+    results = _report(demo, metric_main.calc_metric(name, **metric_kwargs(demo, G=G)))
+    return [f'{name} = {results[name]:.2f} dB']
 
 def _spectrum(demo, G, folder, cfg):
-    spectrum = require('metrics.spectrum', 'the power spectra')
-    start = time.time()
-    name = count_name('spectrum', cfg.spectrum_images)
-    results = spectrum.compute_spectrum_metric(metric_options(demo, gen_folder=folder), name=name, num_images=cfg.spectrum_images)
-    write_metric_line(demo.run_dir, name, results, time.time() - start, demo.snapshot)
+    name = metric_main.sized_name('spectrum', cfg.spectrum_images)
+    results = _report(demo, metric_main.calc_metric(name, **metric_kwargs(demo, gen_folder=folder)))
     return [f'{name} = {results[name]:.3f}']
 
 def _memorization(demo, G, folder, cfg):
-    memorization = require('metrics.memorization', 'the memorisation audit')
-    start = time.time()
-    name = count_name('memorization', cfg.metric_images)
-    results = memorization.compute_memorization_metric(metric_options(demo, gen_folder=folder), name=name, num_gen=cfg.metric_images)
-    write_metric_line(demo.run_dir, name, results, time.time() - start, demo.snapshot)
+    name = metric_main.sized_name('memorization', cfg.metric_images)
+    results = _report(demo, metric_main.calc_metric(name, **metric_kwargs(demo, gen_folder=folder)))
     return [f'{name}: {results.get(f"{name}_near_copies", "?")} near-copies']
 
 #----------------------------------------------------------------------------
 # Stage 5: the report.
 
 def write_report(demo):
-    report = require('fundus.report.run', 'the report stage')
-    demo.report = report.write_report(demo.run_dir, out=os.path.join(demo.outdir, 'report.html'), generate=True,
+    demo.report = run_report.write_report(demo.run_dir, out=os.path.join(demo.outdir, 'report.html'), generate=True,
                                       device=demo.device)
     return demo.report
 
 #----------------------------------------------------------------------------
-
-def resolve_device(name):
-    import torch
-    if name == 'auto':
-        return 'cuda' if torch.cuda.is_available() else 'cpu'
-    if name == 'cuda' and not torch.cuda.is_available():
-        raise click.ClickException('--device=cuda: no CUDA GPU is available; use --device=cpu or --device=auto')
-    return name
 
 def run_demo(outdir='demo-out', minutes=10.0, device='auto', config=None, echo=print):
     """Run every stage within `minutes` (wall clock, from the call).
@@ -396,7 +331,7 @@ def run_demo(outdir='demo-out', minutes=10.0, device='auto', config=None, echo=p
         (list of StageResult, path of report.html or None).
     """
     start = time.time()
-    device = resolve_device(device)
+    device = resolve_device(device).type # 'cpu' or 'cuda' (this process's GPU).
     config = config or (gpu_config() if device == 'cuda' else cpu_config())
     os.makedirs(outdir, exist_ok=True)
     demo = Demo(outdir, config, device, deadline=start + minutes * 60, echo=echo)
@@ -423,7 +358,10 @@ def run_demo(outdir='demo-out', minutes=10.0, device='auto', config=None, echo=p
 @click.option('--device',  help='Where to run', type=click.Choice(['auto', 'cpu', 'cuda']), default='auto', show_default=True)
 def main(outdir, minutes, device):
     """Build phantom fundus data, train a small StyleGAN3-T, generate, score and write an HTML report."""
-    results, _report = run_demo(outdir=outdir, minutes=minutes, device=device)
+    try:
+        results, _report = run_demo(outdir=outdir, minutes=minutes, device=device)
+    except DeviceError as e:
+        raise click.ClickException(str(e)) from None
     bad = [r for r in results if r.status == 'failed']
     if bad:
         raise click.ClickException(f'{len(bad)} stage(s) failed: {", ".join(r.name for r in bad)}')

@@ -16,7 +16,7 @@ _RESETTABLE_MODULES = [
     'torch_utils.misc',
     'torch_utils.training_stats',
     'torch_utils.custom_ops',
-    'dataset_tool',
+    'fundus.data.build',
     'torch_utils.ops.cuda_kernels',
     'metrics.detectors',
     'metrics.paired',

@@ -45,6 +45,9 @@ FORMAT_VERSION = 1                           # Bump when the metadata layout cha
 
 _registry = dict()   # 'module.QualName' -> persistent class.
 
+# Module prefixes of our packages that may define persistent classes (every package but dnnlib).
+_OUR_PREFIXES = tuple(p + '.' for p in dnnlib.PACKAGES if p != 'dnnlib')
+
 # Modules that define persistent classes; imported on demand when a pickle names one of their classes.
 _KNOWN_MODULES = ('training.networks_stylegan3', 'training.networks_stylegan2', 'training.augment')
 
@@ -62,7 +65,7 @@ def persistent_class(cls):
     if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
         raise TypeError(f'persistent_class: {cls!r} is not a torch.nn.Module subclass')
     name = f'{cls.__module__}.{cls.__qualname__}'
-    if '<locals>' in name or not name.startswith(('torch_utils.', 'training.', 'metrics.', 'fundus.', 'tests.')):
+    if '<locals>' in name or not name.startswith(_OUR_PREFIXES + ('tests.',)):
         raise TypeError(f'persistent_class: {name} must be a top-level class of our tree')
 
     orig_init = cls.__init__
@@ -156,7 +159,7 @@ def _resolve_class(class_name):
     cls = _registry.get(class_name)
     if cls is None:
         module_name = class_name.rpartition('.')[0]
-        if module_name in _KNOWN_MODULES or module_name.startswith(('training.', 'metrics.', 'fundus.', 'torch_utils.')):
+        if module_name in _KNOWN_MODULES or module_name.startswith(_OUR_PREFIXES):
             _import_our_module(module_name)
         cls = _registry.get(class_name)
     if cls is None:

@@ -17,7 +17,8 @@ import math
 import numpy as np
 import torch
 
-from torch_utils import misc, persistence
+from torch_utils import distributed, misc, persistence
+from torch_utils.ops import grid_sample_gradfix, upfirdn2d
 
 #----------------------------------------------------------------------------
 # Symlet-6 low-pass decomposition filter (Daubechies, "Ten Lectures on Wavelets", 1992). Orthonormal with
@@ -379,7 +380,6 @@ def _reflect(idx, size):
 # centred input coordinates. Anti-aliased: 2x upsampling before and 2x downsampling after sampling.
 
 def _resample(images, G_inv, Hz):
-    from torch_utils.ops import grid_sample_gradfix, upfirdn2d
     N, C, H, W = images.shape
     dev = images.device
 
@@ -439,7 +439,6 @@ class AdaController:
         """Call after every minibatch with the number of minibatches done; returns r_t when p moved, else None."""
         if batch_idx % self.interval != 0:
             return None
-        from torch_utils import distributed
         totals = self.sums.clone()
         if distributed.get_world_size() > 1:
             totals = totals.to(self.augment_pipe.p.device)

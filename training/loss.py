@@ -13,6 +13,7 @@ import torch
 
 import dnnlib
 from torch_utils import distributed, training_stats
+from torch_utils.ops.upfirdn2d import filter2d
 
 #----------------------------------------------------------------------------
 
@@ -210,7 +211,6 @@ def _gaussian_blur(img, sigma):
     radius = int(np.floor(sigma * 3))
     if radius <= 0:
         return img
-    from torch_utils.ops.upfirdn2d import filter2d
     taps = torch.exp2(-(torch.arange(-radius, radius + 1, device=img.device) / sigma).square())   # [2 * radius + 1]
     return filter2d(img, taps / taps.sum())
 

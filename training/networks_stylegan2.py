@@ -17,36 +17,31 @@ from torch import nn
 
 from torch_utils import misc, persistence
 from torch_utils.ops import bias_act, conv2d_resample, fma, upfirdn2d
+from training import networks_common
+from training.networks_common import is_int, is_power_of_two, require
 
 #----------------------------------------------------------------------------
 # Validation and small numeric helpers.
 
-def _require(condition, message):
-    if not condition:
-        raise ValueError(message)
-
-def _is_int(value, minimum):
-    return isinstance(value, (int, np.integer)) and value >= minimum
-
 def _check_resolution(img_resolution, minimum, who):
-    ok = _is_int(img_resolution, minimum) and (img_resolution & (img_resolution - 1)) == 0
-    _require(ok, f'{who}: img_resolution must be a power of two >= {minimum}, got {img_resolution}')
+    ok = is_power_of_two(img_resolution) and img_resolution >= minimum
+    require(ok, f'{who}: img_resolution must be a power of two >= {minimum}, got {img_resolution}')
 
 def _check_common(who, img_channels, channel_base, channel_max, num_fp16_res):
-    _require(_is_int(img_channels, 1), f'{who}: img_channels must be >= 1, got {img_channels}')
-    _require(channel_base >= 1, f'{who}: channel_base must be >= 1, got {channel_base}')
-    _require(channel_max >= 1, f'{who}: channel_max must be >= 1, got {channel_max}')
-    _require(_is_int(num_fp16_res, 0), f'{who}: num_fp16_res must be an integer >= 0, got {num_fp16_res}')
+    require(is_int(img_channels, 1), f'{who}: img_channels must be >= 1, got {img_channels}')
+    require(channel_base >= 1, f'{who}: channel_base must be >= 1, got {channel_base}')
+    require(channel_max >= 1, f'{who}: channel_max must be >= 1, got {channel_max}')
+    require(is_int(num_fp16_res, 0), f'{who}: num_fp16_res must be an integer >= 0, got {num_fp16_res}')
 
 def _check_architecture(architecture, who):
-    _require(architecture in ('orig', 'skip', 'resnet'),
+    require(architecture in ('orig', 'skip', 'resnet'),
              f"{who}: architecture must be 'orig', 'skip' or 'resnet', got {architecture!r}")
 
 def _channels(channel_base, channel_max, resolutions, who):
     # Channel count per resolution: channel_base / res, capped at channel_max.
     channels = {res: min(channel_base // res, channel_max) for res in resolutions}
     small = [res for res, ch in channels.items() if ch < 1]
-    _require(not small, f'{who}: channel_base {channel_base} gives 0 channels at resolution(s) {small}')
+    require(not small, f'{who}: channel_base {channel_base} gives 0 channels at resolution(s) {small}')
     return channels
 
 def _fp16_threshold(img_resolution, num_fp16_res):
@@ -266,10 +261,10 @@ class MappingNetwork(nn.Module):
         w_avg_beta      = 0.998,    # EMA decay of w_avg (truncation centre); None = do not track.
     ):
         super().__init__()
-        _require(z_dim >= 0 and c_dim >= 0 and z_dim + c_dim > 0,
+        require(z_dim >= 0 and c_dim >= 0 and z_dim + c_dim > 0,
                  f'MappingNetwork: need z_dim >= 0, c_dim >= 0 and z_dim + c_dim > 0, got {z_dim}, {c_dim}')
-        _require(w_dim >= 1, f'MappingNetwork: w_dim must be >= 1, got {w_dim}')
-        _require(num_layers >= 1, f'MappingNetwork: num_layers (mapping depth) must be >= 1, got {num_layers}')
+        require(w_dim >= 1, f'MappingNetwork: w_dim must be >= 1, got {w_dim}')
+        require(num_layers >= 1, f'MappingNetwork: num_layers (mapping depth) must be >= 1, got {num_layers}')
         self.z_dim, self.c_dim, self.w_dim, self.num_ws = z_dim, c_dim, w_dim, num_ws
         self.num_layers, self.w_avg_beta = num_layers, w_avg_beta
 
@@ -311,7 +306,7 @@ class MappingNetwork(nn.Module):
         if self.num_ws is not None:
             h = h[:, None, :].repeat(1, self.num_ws, 1)                         # [N, num_ws, w_dim]
         if truncation_psi != 1:
-            _require(self._tracks_w_avg(), 'truncation needs a mapping network that tracks w_avg')
+            require(self._tracks_w_avg(), 'truncation needs a mapping network that tracks w_avg')
             h = _truncate(h, self.w_avg, truncation_psi, truncation_cutoff)
         return h
 
@@ -368,7 +363,7 @@ class SynthesisLayer(nn.Module):
         fused_modconv   = True,     # See modulated_conv2d.
         gain            = 1,        # Extra output scale (also scales the clamp).
     ):
-        _require(noise_mode in ('random', 'const', 'none'),
+        require(noise_mode in ('random', 'const', 'none'),
                  f"noise_mode must be 'random', 'const' or 'none', got {noise_mode!r}")
         side = self.resolution // self.up
         misc.assert_shape(x, [None, self.in_channels, side, side], 'x')
@@ -544,7 +539,7 @@ class SynthesisNetwork(nn.Module):
     ):
         _check_resolution(img_resolution, 4, 'StyleGAN2 generator')
         _check_common('StyleGAN2 generator', img_channels, channel_base, channel_max, num_fp16_res)
-        _require(w_dim >= 1, f'StyleGAN2 generator: w_dim must be >= 1, got {w_dim}')
+        require(w_dim >= 1, f'StyleGAN2 generator: w_dim must be >= 1, got {w_dim}')
         super().__init__()
         self.w_dim, self.img_resolution, self.img_channels = w_dim, img_resolution, img_channels
         self.img_resolution_log2, self.num_fp16_res = int(img_resolution).bit_length() - 1, num_fp16_res
@@ -582,7 +577,7 @@ class SynthesisNetwork(nn.Module):
 #----------------------------------------------------------------------------
 
 @persistence.persistent_class
-class Generator(nn.Module):
+class Generator(networks_common.GeneratorBase):
     """The full StyleGAN2 generator: z (and c) -> mapping -> ws -> synthesis -> image."""
 
     def __init__(self,
@@ -595,27 +590,9 @@ class Generator(nn.Module):
         **synthesis_kwargs,         # Options for SynthesisNetwork and its blocks.
     ):
         super().__init__()
-        _require(z_dim >= 1, f'StyleGAN2 generator: z_dim must be >= 1, got {z_dim}')
-        self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
-        self.img_resolution, self.img_channels = img_resolution, img_channels
-        # Synthesis is built (and randomly initialised) before mapping; seeded goldens depend on it.
-        self.synthesis = SynthesisNetwork(
-            w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels, **synthesis_kwargs)
-        self.num_ws = self.synthesis.num_ws
-        self.mapping = MappingNetwork(
-            z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws, **(mapping_kwargs or {}))
-
-    def forward(self,
-        z,                          # [N, z_dim]
-        c,                          # [N, c_dim]; ignored when c_dim == 0.
-        truncation_psi      = 1,    # See MappingNetwork.forward.
-        truncation_cutoff   = None, # See MappingNetwork.forward.
-        update_emas         = False,# Update w_avg (training).
-        **synthesis_kwargs,         # noise_mode, force_fp32, fused_modconv for the blocks.
-    ):
-        """Generate images [N, img_channels, img_resolution, img_resolution], nominally in [-1, 1]."""
-        ws = self.mapping(z, c, truncation_psi, truncation_cutoff, update_emas=update_emas)
-        return self.synthesis(ws, update_emas=update_emas, **synthesis_kwargs)
+        require(z_dim >= 1, f'StyleGAN2 generator: z_dim must be >= 1, got {z_dim}')
+        self._build(SynthesisNetwork, MappingNetwork, z_dim, c_dim, w_dim, img_resolution, img_channels,
+                    mapping_kwargs, synthesis_kwargs)
 
 #----------------------------------------------------------------------------
 
@@ -640,7 +617,7 @@ class DiscriminatorBlock(nn.Module):
                                             # this keep their initial (or loaded) weights.
     ):
         _check_architecture(architecture, 'DiscriminatorBlock')
-        _require(in_channels in (0, tmp_channels),
+        require(in_channels in (0, tmp_channels),
                  f'DiscriminatorBlock: in_channels ({in_channels}) must be 0 or tmp_channels ({tmp_channels})')
         super().__init__()
         self.in_channels, self.resolution, self.img_channels = in_channels, resolution, img_channels
@@ -749,7 +726,7 @@ class DiscriminatorEpilogue(nn.Module):
         conv_clamp          = None,     # Clamp conv outputs to [-conv_clamp, conv_clamp]; None = never.
     ):
         _check_architecture(architecture, 'DiscriminatorEpilogue')
-        _require(mbstd_group_size is None or mbstd_group_size >= 1,
+        require(mbstd_group_size is None or mbstd_group_size >= 1,
                  f'mbstd_group_size must be >= 1 or None, got {mbstd_group_size}')
         super().__init__()
         self.in_channels, self.cmap_dim, self.resolution = in_channels, cmap_dim, resolution
@@ -811,7 +788,7 @@ class Discriminator(nn.Module):
     ):
         _check_resolution(img_resolution, 8, 'Discriminator')
         _check_common('Discriminator', img_channels, channel_base, channel_max, num_fp16_res)
-        _require(c_dim >= 0, f'Discriminator: c_dim must be >= 0, got {c_dim}')
+        require(c_dim >= 0, f'Discriminator: c_dim must be >= 0, got {c_dim}')
         super().__init__()
         self.c_dim, self.img_resolution, self.img_channels = c_dim, img_resolution, img_channels
         self.img_resolution_log2 = int(img_resolution).bit_length() - 1

@@ -20,20 +20,11 @@ from torch import nn
 import dnnlib
 from torch_utils import misc, persistence
 from torch_utils.ops import conv2d_gradfix, filtered_lrelu
-from training import networks_stylegan2
+from training import networks_common, networks_stylegan2
+from training.networks_common import is_int, is_power_of_two, require
 
 #----------------------------------------------------------------------------
 # Small helpers shared by the classes below.
-
-def _require(condition, message):
-    if not condition:
-        raise ValueError(message)
-
-def _is_int(value, minimum):
-    return isinstance(value, (int, np.integer)) and value >= minimum
-
-def _is_power_of_two(n):
-    return _is_int(n, 1) and (n & (n - 1)) == 0
 
 def _as_xy(size):
     # Sizes may be given as one int or as [width, height]; store both axes.
@@ -163,10 +154,10 @@ class MappingNetwork(nn.Module):
         w_avg_beta      = 0.998,    # EMA decay of w_avg, the centre that truncation pulls towards.
     ):
         super().__init__()
-        _require(z_dim >= 1, f'MappingNetwork: z_dim must be >= 1, got {z_dim}')
-        _require(c_dim >= 0, f'MappingNetwork: c_dim must be >= 0, got {c_dim}')
-        _require(w_dim >= 1, f'MappingNetwork: w_dim must be >= 1, got {w_dim}')
-        _require(num_layers >= 1, f'MappingNetwork: num_layers (mapping depth) must be >= 1, got {num_layers}')
+        require(z_dim >= 1, f'MappingNetwork: z_dim must be >= 1, got {z_dim}')
+        require(c_dim >= 0, f'MappingNetwork: c_dim must be >= 0, got {c_dim}')
+        require(w_dim >= 1, f'MappingNetwork: w_dim must be >= 1, got {w_dim}')
+        require(num_layers >= 1, f'MappingNetwork: num_layers (mapping depth) must be >= 1, got {num_layers}')
         self.z_dim, self.c_dim, self.w_dim, self.num_ws = z_dim, c_dim, w_dim, num_ws
         self.num_layers, self.w_avg_beta = num_layers, w_avg_beta
 
@@ -467,7 +458,7 @@ class SynthesisLayer(nn.Module):
 def _resampling_factor(high_rate, rate, direction):
     # Integer ratio between the nonlinearity's rate and an input/output rate.
     factor = int(np.rint(high_rate / rate))
-    _require(rate * factor == high_rate,
+    require(rate * factor == high_rate,
              f'SynthesisLayer: sampling rates {rate} and {high_rate} need an integer {direction} factor')
     return factor
 
@@ -492,19 +483,19 @@ def synthesis_schedule(
     """Signal description of every synthesis layer: cutoffs, stopbands, sampling rates, half-widths,
     grid sizes and channel counts, as an EasyDict of arrays indexed 0 ... num_layers (the last is ToRGB).
     Raises ValueError for settings that cannot produce a network."""
-    _require(_is_power_of_two(img_resolution) and img_resolution >= 16,
+    require(is_power_of_two(img_resolution) and img_resolution >= 16,
              f'img_resolution must be a power of two >= 16 for StyleGAN3, got {img_resolution}')
-    _require(_is_int(img_channels, 1), f'img_channels must be >= 1, got {img_channels}')
-    _require(channel_base >= 1, f'channel_base must be >= 1, got {channel_base}')
-    _require(channel_max >= 1, f'channel_max must be >= 1, got {channel_max}')
-    _require(_is_int(num_critical, 0), f'num_critical must be an integer >= 0, got {num_critical}')
-    _require(_is_int(num_layers, 0) and num_layers > num_critical,
+    require(is_int(img_channels, 1), f'img_channels must be >= 1, got {img_channels}')
+    require(channel_base >= 1, f'channel_base must be >= 1, got {channel_base}')
+    require(channel_max >= 1, f'channel_max must be >= 1, got {channel_max}')
+    require(is_int(num_critical, 0), f'num_critical must be an integer >= 0, got {num_critical}')
+    require(is_int(num_layers, 0) and num_layers > num_critical,
              f'num_layers ({num_layers}) must be an integer greater than num_critical ({num_critical})')
-    _require(_is_int(margin_size, 0), f'margin_size must be an integer >= 0, got {margin_size}')
-    _require(first_cutoff > 0 and first_stopband > first_cutoff,
+    require(is_int(margin_size, 0), f'margin_size must be an integer >= 0, got {margin_size}')
+    require(first_cutoff > 0 and first_stopband > first_cutoff,
              f'need 0 < first_cutoff ({first_cutoff}) < first_stopband ({first_stopband})')
-    _require(last_stopband_rel > 1, f'last_stopband_rel must be > 1, got {last_stopband_rel}')
-    _require(first_cutoff < img_resolution / 2,
+    require(last_stopband_rel > 1, f'last_stopband_rel must be > 1, got {last_stopband_rel}')
+    require(first_cutoff < img_resolution / 2,
              f'first_cutoff ({first_cutoff}) must be below the Nyquist frequency {img_resolution / 2}')
 
     # Cutoff and stopband grow geometrically from layer 0 to layer N - N_c and stay flat after it; the
@@ -524,7 +515,7 @@ def synthesis_schedule(
     sizes[-2:] = img_resolution
     channels = np.rint(np.minimum(channel_base / (2 * cutoffs), channel_max))
     channels[-1] = img_channels
-    _require(channels.min() >= 1, f'channel_base {channel_base} is too small: some layers would have 0 channels')
+    require(channels.min() >= 1, f'channel_base {channel_base} is too small: some layers would have 0 channels')
     return dnnlib.EasyDict(cutoffs=cutoffs, stopbands=stopbands, sampling_rates=sampling_rates,
                            half_widths=half_widths, sizes=sizes, channels=channels)
 
@@ -551,15 +542,15 @@ _LAYER_OPTIONS = ('conv_kernel', 'filter_size', 'lrelu_upsampling', 'use_radial_
 
 def _check_layer_options(options):
     unknown = sorted(set(options) - set(_LAYER_OPTIONS))
-    _require(not unknown, f'unknown StyleGAN3 synthesis option(s) {unknown}; known: {sorted(_LAYER_OPTIONS)}')
+    require(not unknown, f'unknown StyleGAN3 synthesis option(s) {unknown}; known: {sorted(_LAYER_OPTIONS)}')
     for name in ('conv_kernel', 'filter_size', 'lrelu_upsampling'):
         if name in options:
-            _require(_is_int(options[name], 1), f'{name} must be an integer >= 1, got {options[name]}')
+            require(is_int(options[name], 1), f'{name} must be an integer >= 1, got {options[name]}')
     if options.get('conv_clamp') is not None:
-        _require(options['conv_clamp'] > 0, f'conv_clamp must be > 0 or None, got {options["conv_clamp"]}')
+        require(options['conv_clamp'] > 0, f'conv_clamp must be > 0 or None, got {options["conv_clamp"]}')
     if 'magnitude_ema_beta' in options:
         beta = options['magnitude_ema_beta']
-        _require(0 <= beta <= 1, f'magnitude_ema_beta must lie in [0, 1], got {beta}')
+        require(0 <= beta <= 1, f'magnitude_ema_beta must lie in [0, 1], got {beta}')
 
 @persistence.persistent_class
 class SynthesisNetwork(nn.Module):
@@ -582,8 +573,8 @@ class SynthesisNetwork(nn.Module):
         **layer_kwargs,                 # Options for every SynthesisLayer (see _LAYER_OPTIONS).
     ):
         super().__init__()
-        _require(w_dim >= 1, f'w_dim must be >= 1, got {w_dim}')
-        _require(_is_int(num_fp16_res, 0), f'num_fp16_res must be an integer >= 0, got {num_fp16_res}')
+        require(w_dim >= 1, f'w_dim must be >= 1, got {w_dim}')
+        require(is_int(num_fp16_res, 0), f'num_fp16_res must be an integer >= 0, got {num_fp16_res}')
         sched = synthesis_schedule(img_resolution, img_channels, channel_base=channel_base,
                                    channel_max=channel_max, num_layers=num_layers, num_critical=num_critical,
                                    first_cutoff=first_cutoff, first_stopband=first_stopband,
@@ -623,7 +614,7 @@ class SynthesisNetwork(nn.Module):
 #----------------------------------------------------------------------------
 
 @persistence.persistent_class
-class Generator(nn.Module):
+class Generator(networks_common.GeneratorBase):
     """The full generator: z (and c) -> mapping -> ws -> synthesis -> image."""
 
     def __init__(self,
@@ -636,25 +627,7 @@ class Generator(nn.Module):
         **synthesis_kwargs,         # Options for SynthesisNetwork and its layers.
     ):
         super().__init__()
-        self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
-        self.img_resolution, self.img_channels = img_resolution, img_channels
-        # Synthesis is built (and randomly initialised) before mapping; seeded goldens depend on it.
-        self.synthesis = SynthesisNetwork(
-            w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels, **synthesis_kwargs)
-        self.num_ws = self.synthesis.num_ws
-        self.mapping = MappingNetwork(
-            z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws, **(mapping_kwargs or {}))
-
-    def forward(self,
-        z,                          # [N, z_dim]
-        c,                          # [N, c_dim]; ignored when c_dim == 0.
-        truncation_psi      = 1,    # See MappingNetwork.forward.
-        truncation_cutoff   = None, # See MappingNetwork.forward.
-        update_emas         = False,# Update w_avg and every magnitude_ema (training).
-        **synthesis_kwargs,         # noise_mode, force_fp32 for the layers.
-    ):
-        """Generate images [N, img_channels, img_resolution, img_resolution], nominally in [-1, 1]."""
-        ws = self.mapping(z, c, truncation_psi, truncation_cutoff, update_emas=update_emas)
-        return self.synthesis(ws, update_emas=update_emas, **synthesis_kwargs)
+        self._build(SynthesisNetwork, MappingNetwork, z_dim, c_dim, w_dim, img_resolution, img_channels,
+                    mapping_kwargs, synthesis_kwargs)
 
 #----------------------------------------------------------------------------

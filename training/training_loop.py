@@ -10,11 +10,11 @@
 # same batch as one process with the same total batch.
 
 import copy
+import dataclasses
 import json
 import os
 import random
 import resource
-import signal
 import time
 
 import numpy as np
@@ -22,9 +22,12 @@ import PIL.Image
 import torch
 
 import dnnlib
+from metrics import metric_main
 from torch_utils import distributed, misc, training_stats
-from training import checkpoint
+from torch_utils.persistence import load_network_pkl, save_network_pkl
+from training import checkpoint, generate
 from training.augment import AdaController
+from training.run_support import RunLogger, backend_flags, interrupt_guard
 
 #----------------------------------------------------------------------------
 
@@ -238,10 +241,9 @@ def save_image_grid(img, path, drange, grid_size):
     """Write a [N, C, H, W] array (values in drange) as one PNG grid, atomically."""
     lo, hi = drange
     img = np.rint((np.asarray(img, dtype=np.float32) - lo) * (255 / (hi - lo))).clip(0, 255).astype(np.uint8)
-    gw, gh = grid_size
-    _N, C, H, W = img.shape
-    img = img.reshape(gh, gw, C, H, W).transpose(0, 3, 1, 4, 2).reshape(gh * H, gw * W, C)
-    image = PIL.Image.fromarray(img[:, :, 0], 'L') if C == 1 else PIL.Image.fromarray(img[:, :, :3], 'RGB')
+    gw, _gh = grid_size
+    grid = generate.make_grid(img.transpose(0, 2, 3, 1), cols=gw)                  # [gh*H, gw*W, C]
+    image = PIL.Image.fromarray(grid[:, :, 0], 'L') if grid.shape[2] == 1 else PIL.Image.fromarray(grid[:, :, :3], 'RGB')
     dnnlib.atomic_write(path, lambda f: image.save(f, format='png'))
 
 @torch.no_grad()
@@ -253,7 +255,6 @@ def generate_grid(G_ema, grid_z, grid_c, batch):
 # Snapshots and training state.
 
 def write_network_snapshot(path, G, D, G_ema, augment_pipe, training_set_kwargs):
-    from torch_utils.persistence import save_network_pkl
     data = dict(training_set_kwargs=dict(training_set_kwargs))
     for name, module in (('G', G), ('D', D), ('G_ema', G_ema), ('augment_pipe', augment_pipe)):
         data[name] = None if module is None else _frozen_cpu_copy(module)
@@ -301,7 +302,6 @@ def _cpu_state(module):
     return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
 
 def load_resume_pkl(resume_pkl, G, D, G_ema, log):
-    from torch_utils.persistence import load_network_pkl
     log(f'Resuming from "{resume_pkl}"')
     with dnnlib.open_url(resume_pkl) as f:
         data = load_network_pkl(f)
@@ -324,41 +324,7 @@ def load_resume_pkl(resume_pkl, G, D, G_ema, log):
             log(f'Resume: {name}: {matched} of {len(targets)} tensors copied from the pickle; the rest keep their initialisation')
 
 #----------------------------------------------------------------------------
-# Logging: stdout + log.txt, stats.jsonl, TensorBoard (if importable). Only rank 0 writes.
-
-class RunLogger:
-    def __init__(self, run_dir, rank, tensorboard=True):
-        self.run_dir = run_dir
-        self.enabled = rank == 0
-        self.tb = None
-        if self.enabled and tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-                self.tb = SummaryWriter(run_dir)
-            except ImportError as e:
-                self.log(f'Skipping tfevents export: {e}')
-
-    def log(self, msg):
-        if not self.enabled:
-            return
-        print(msg, flush=True)
-        with open(os.path.join(self.run_dir, 'log.txt'), 'a') as f:
-            f.write(msg + '\n')
-
-    def write_stats(self, stats, cur_nimg, timestamp):
-        if not self.enabled:
-            return
-        entry = dict(stats, timestamp=timestamp)
-        with open(os.path.join(self.run_dir, 'stats.jsonl'), 'a') as f:
-            f.write(json.dumps(entry) + '\n')
-        if self.tb is not None:
-            for name, value in stats.items():
-                self.tb.add_scalar(name, value.mean, global_step=int(cur_nimg / 1e3))
-            self.tb.flush()
-
-    def close(self):
-        if self.tb is not None:
-            self.tb.close()
+# Progress lines.
 
 def format_tick_line(tick, cur_nimg, elapsed, tick_time, tick_kimg, maintenance, augment_p, losses, device):
     fields = [
@@ -377,63 +343,6 @@ def format_tick_line(tick, cur_nimg, elapsed, tick_time, tick_kimg, maintenance,
     fields.append(f'augment {augment_p:.3f}')
     fields += [f'{name} {value:.4f}' for name, value in losses.items()]
     return ' '.join(fields)
-
-#----------------------------------------------------------------------------
-# Interrupts: SIGINT / SIGTERM set a flag; the loop writes a training state at the next step boundary.
-
-class InterruptFlag:
-    def __init__(self):
-        self.raised = False
-        self._previous = dict()
-
-    def __enter__(self):
-        import threading
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handler)
-        return self
-
-    def _handler(self, signum, _frame):
-        self.raised = True
-
-    def __exit__(self, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        return False
-
-    def agreed(self, device):
-        """True when any rank was interrupted (collective when distributed)."""
-        if distributed.get_world_size() <= 1:
-            return self.raised
-        flag = torch.tensor([1.0 if self.raised else 0.0], device=device)
-        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-        return bool(flag.item() > 0)
-
-#----------------------------------------------------------------------------
-# Process-wide backend switches, restored on exit.
-
-class _BackendFlags:
-    def __init__(self, device, cudnn_benchmark, deterministic):
-        self.device = torch.device(device)
-        self.cudnn_benchmark = cudnn_benchmark
-        self.deterministic = deterministic
-
-    def __enter__(self):
-        self._saved = (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32,
-                       torch.backends.cudnn.allow_tf32, torch.are_deterministic_algorithms_enabled())
-        if self.device.type == 'cuda':
-            torch.backends.cudnn.benchmark = bool(self.cudnn_benchmark) and not self.deterministic
-            # TF32 off for matmuls and convolutions alike: full fp32 precision, as the published results.
-            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-        if self.deterministic:
-            torch.use_deterministic_algorithms(True, warn_only=True)
-        return self
-
-    def __exit__(self, *exc):
-        (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32,
-         torch.backends.cudnn.allow_tf32, deterministic) = self._saved
-        torch.use_deterministic_algorithms(deterministic)
-        return False
 
 #----------------------------------------------------------------------------
 
@@ -473,6 +382,8 @@ def training_loop(
     grid_size               = None,     # (gw, gh) of the snapshot image grids; None: from the resolution.
     tensorboard             = True,     # Write tfevents when torch.utils.tensorboard imports.
     progress_fn             = None,     # Called as progress_fn(cur_nimg, total_nimg) at every tick.
+    tick_fn                 = None,     # Called as tick_fn(EasyDict(cur_nimg, cur_tick, run_dir, snapshot_pkl, losses, augment_p)) at every tick.
+    stop_fn                 = None,     # Polled before every step; True writes a training state and ends the run.
     options                 = None,     # The resolved configuration stored in training states.
 ):
     """Train G and D; returns EasyDict(cur_nimg, cur_tick, snapshot_pkl, state_path, interrupted).
@@ -486,20 +397,39 @@ def training_loop(
     c.D_opt_kwargs = dnnlib.EasyDict(class_name='torch.optim.Adam', lr=0.002, betas=(0, 0.99), eps=1e-8) if D_opt_kwargs is None else D_opt_kwargs
     c.metrics = list(metrics or [])
     if c.options is None: # Called directly (not through train.py): store what we were given.
-        c.options = json.loads(json.dumps({k: v for k, v in c.items() if k not in ('options', 'progress_fn')}, default=str))
-    log_sink = RunLogger(run_dir, rank, tensorboard=tensorboard)
-    try:
-        with _BackendFlags(c.device, cudnn_benchmark, deterministic), InterruptFlag() as interrupt:
-            s = _setup(c, log_sink.log)
-            return _run(s, interrupt, log_sink)
-    finally:
-        log_sink.close()
+        c.options = json.loads(json.dumps({k: v for k, v in c.items() if k not in ('options', 'progress_fn', 'tick_fn', 'stop_fn')}, default=str))
+    with RunLogger(run_dir, enabled=rank == 0, tensorboard=tensorboard) as logger, \
+         backend_flags(c.device, cudnn_benchmark, deterministic), interrupt_guard() as interrupt:
+        s = _setup(c, logger.echo)
+        return _run(s, interrupt, logger)
+
+#----------------------------------------------------------------------------
+# The state of one run in this process: built by _setup, advanced by training_step and _run.
+
+@dataclasses.dataclass
+class RunState:
+    c:            dnnlib.EasyDict   # The resolved configuration (training_loop's arguments).
+    device:       torch.device
+    rank:         int
+    training_set: object            # The dataset (training.dataset.Dataset).
+    data_iter:    object            # Endless iterator of this rank's (uint8 images, labels) batches.
+    G:            torch.nn.Module
+    D:            torch.nn.Module
+    G_ema:        torch.nn.Module
+    augment_pipe: object            # AugmentPipe or None.
+    ada:          object            # AdaController or None.
+    loss:         object            # training.loss.StyleGAN2Loss.
+    phases:       list              # EasyDict(name, module, opt, interval) in execution order.
+    generators:   dict              # {'latents', 'loss'}: torch.Generators saved in training states.
+    grid_size:    tuple             # (gw, gh) of the snapshot grids.
+    grid_z:       torch.Tensor      # [gw*gh, z_dim] fixed latents of the snapshot grids.
+    grid_c:       torch.Tensor      # [gw*gh, c_dim] their labels.
+    progress:     dict              # cur_nimg, cur_tick, batch_idx, tick_start_nimg (saved as a dict).
 
 #----------------------------------------------------------------------------
 
 def _setup(c, log):
-    """Build every object of a run and, when resuming a state, restore it. Returns an EasyDict."""
-    s = dnnlib.EasyDict(c=c, device=c.device, rank=c.rank)
+    """Build every object of a run and, when resuming a state, restore it. Returns a RunState."""
     if c.batch_size % c.num_gpus or (c.batch_size // c.num_gpus) % c.batch_gpu:
         raise ValueError(f'batch_size {c.batch_size} must be divisible by num_gpus {c.num_gpus} * batch_gpu {c.batch_gpu}')
     state = checkpoint.load_training_state(c.resume_state) if c.resume_state else None
@@ -511,48 +441,53 @@ def _setup(c, log):
     # Data: the sampler restarts where the state left off.
     per_rank = c.batch_size // c.num_gpus
     log('Loading training data...')
-    s.training_set, s.data_iter = build_training_set(c.training_set_kwargs, c.data_loader_kwargs, c.rank, c.num_gpus,
-                                                     per_rank, c.random_seed, progress['batch_idx'] * per_rank, c.device)
-    log(f'Images: {len(s.training_set)}, shape {list(s.training_set.image_shape)}, labels {list(s.training_set.label_shape)}')
+    training_set, data_iter = build_training_set(c.training_set_kwargs, c.data_loader_kwargs, c.rank, c.num_gpus,
+                                                 per_rank, c.random_seed, progress['batch_idx'] * per_rank, c.device)
+    log(f'Images: {len(training_set)}, shape {list(training_set.image_shape)}, labels {list(training_set.label_shape)}')
+    s, grid_images = _build_objects(c, training_set, data_iter, progress, state, log)
 
+    if state is not None:
+        log(f'Continuing from "{c.resume_state}" at kimg {progress["cur_nimg"] / 1000:.3f}')
+        apply_state(state, (s.G, s.D, s.G_ema, s.augment_pipe), s.phases, s.ada, s.loss, s.generators)
+    if c.rank == 0:
+        checkpoint.check_run_dir(c.run_dir, checkpoint.estimate_snapshot_bytes([s.G, s.D, s.G_ema]))
+        if state is None:
+            _write_initial_grids(s, grid_images)
+    return s
+
+def _build_objects(c, training_set, data_iter, progress, state, log):
     # Networks, augmentation, loss, optimisers. Every rank builds the same initial weights.
     torch.manual_seed(c.random_seed)
-    s.G, s.D, s.G_ema = build_networks(s.training_set, c.G_kwargs, c.D_kwargs, c.device)
+    G, D, G_ema = build_networks(training_set, c.G_kwargs, c.D_kwargs, c.device)
     if c.resume_pkl and state is None:
-        load_resume_pkl(c.resume_pkl, s.G, s.D, s.G_ema, log)
-    s.augment_pipe = build_augment_pipe(c.augment_kwargs, c.augment_p, c.device)
-    s.ada = None
-    if s.augment_pipe is not None and c.ada_target is not None:
-        s.ada = AdaController(s.augment_pipe, target=c.ada_target, interval=c.ada_interval, kimg=c.ada_kimg, batch_size=c.batch_size)
-    s.loss = dnnlib.construct_class_by_name(device=c.device, G=s.G, D=s.D, augment_pipe=s.augment_pipe, **c.loss_kwargs)
-    s.phases = build_phases(s.G, s.D, c.G_opt_kwargs, c.D_opt_kwargs, c.G_reg_interval, c.D_reg_interval)
-    s.generators = dict(latents=torch.Generator().manual_seed(c.random_seed),
-                        loss=torch.Generator().manual_seed(c.random_seed * c.num_gpus + c.rank + (1 << 20)))
+        load_resume_pkl(c.resume_pkl, G, D, G_ema, log)
+    augment_pipe = build_augment_pipe(c.augment_kwargs, c.augment_p, c.device)
+    ada = None
+    if augment_pipe is not None and c.ada_target is not None:
+        ada = AdaController(augment_pipe, target=c.ada_target, interval=c.ada_interval, kimg=c.ada_kimg, batch_size=c.batch_size)
+    loss = dnnlib.construct_class_by_name(device=c.device, G=G, D=D, augment_pipe=augment_pipe, **c.loss_kwargs)
+    phases = build_phases(G, D, c.G_opt_kwargs, c.D_opt_kwargs, c.G_reg_interval, c.D_reg_interval)
+    generators = dict(latents=torch.Generator().manual_seed(c.random_seed),
+                      loss=torch.Generator().manual_seed(c.random_seed * c.num_gpus + c.rank + (1 << 20)))
     if c.num_gpus > 1:
-        for module in (s.G, s.D, s.G_ema, s.augment_pipe):
+        for module in (G, D, G_ema, augment_pipe):
             if module is not None:
                 for tensor in misc.params_and_buffers(module):
                     torch.distributed.broadcast(tensor.data, src=0)
 
     # Snapshot grid (fixed latents from their own seed, so it does not disturb the training streams).
-    s.grid_size, grid_images, grid_labels = setup_snapshot_image_grid(s.training_set, c.random_seed, c.grid_size, c.device)
+    grid_size, grid_images, grid_labels = setup_snapshot_image_grid(training_set, c.random_seed, c.grid_size, c.device)
     grid_gen = torch.Generator().manual_seed(c.random_seed + 1)
-    s.grid_z = torch.randn([grid_labels.shape[0], s.G.z_dim], generator=grid_gen).to(c.device)
-    s.grid_c = torch.from_numpy(grid_labels).to(c.device)
+    grid_z = torch.randn([grid_labels.shape[0], G.z_dim], generator=grid_gen).to(c.device)
+    s = RunState(c=c, device=c.device, rank=c.rank, training_set=training_set, data_iter=data_iter, G=G, D=D,
+                 G_ema=G_ema, augment_pipe=augment_pipe, ada=ada, loss=loss, phases=phases, generators=generators,
+                 grid_size=grid_size, grid_z=grid_z, grid_c=torch.from_numpy(grid_labels).to(c.device), progress=progress)
+    return s, grid_images
 
-    if state is not None:
-        log(f'Continuing from "{c.resume_state}" at kimg {progress["cur_nimg"] / 1000:.3f}')
-        apply_state(state, (s.G, s.D, s.G_ema, s.augment_pipe), s.phases, s.ada, s.loss, s.generators)
-    s.progress = progress
-
-    if c.rank == 0:
-        required = checkpoint.estimate_snapshot_bytes([s.G, s.D, s.G_ema])
-        checkpoint.check_run_dir(c.run_dir, required)
-        if state is None:
-            save_image_grid(grid_images, os.path.join(c.run_dir, 'reals.png'), drange=[0, 255], grid_size=s.grid_size)
-            fakes = generate_grid(s.G_ema, s.grid_z, s.grid_c, c.batch_gpu)
-            save_image_grid(fakes, os.path.join(c.run_dir, 'fakes_init.png'), drange=[-1, 1], grid_size=s.grid_size)
-    return s
+def _write_initial_grids(s, grid_images):
+    save_image_grid(grid_images, os.path.join(s.c.run_dir, 'reals.png'), drange=[0, 255], grid_size=s.grid_size)
+    fakes = generate_grid(s.G_ema, s.grid_z, s.grid_c, s.c.batch_gpu)
+    save_image_grid(fakes, os.path.join(s.c.run_dir, 'fakes_init.png'), drange=[-1, 1], grid_size=s.grid_size)
 
 #----------------------------------------------------------------------------
 
@@ -578,54 +513,34 @@ def training_step(s):
         s.ada.step(progress['batch_idx'])
     return terms
 
-def _run(s, interrupt, log_sink):
-    c, progress, log = s.c, s.progress, log_sink.log
+@dataclasses.dataclass
+class _TickClock:
+    # Wall-clock bookkeeping of the progress lines.
+    start:       float
+    tick_start:  float
+    maintenance: float = 0.0    # Seconds between ticks spent on snapshots, metrics and state (not training).
+
+def _run(s, interrupt, logger):
+    c, progress, log = s.c, s.progress, logger.echo
     stats = training_stats.Collector(regex='.*')
-    start_time = tick_start_time = time.time()
-    maintenance_time = 0.0 # Seconds between ticks spent on snapshots, metrics and state (not training).
+    now = time.time()
+    clock = _TickClock(start=now, tick_start=now)
     tick_terms = dict()
     result = dnnlib.EasyDict(snapshot_pkl=None, state_path=None, interrupted=False)
     log(f'Training for {c.total_kimg} kimg...')
     while True:
-        if interrupt.agreed(s.device):
+        if interrupt.agreed(s.device, c.stop_fn):
             result.state_path = _write_state(s, log)
             result.interrupted = True
             log(f'Interrupted at kimg {progress["cur_nimg"] / 1000:.3f}; training state written to {result.state_path}')
             break
         for name, value in training_step(s).items():
             tick_terms.setdefault(name, []).append(value)
-
         done = progress['cur_nimg'] >= c.total_kimg * 1000
         if not done and progress['cur_tick'] != 0 and progress['cur_nimg'] < progress['tick_start_nimg'] + c.kimg_per_tick * 1000:
             continue
-
-        # Maintenance: progress line, image grid, network snapshot, metrics, statistics, training state.
-        tick_end_time = time.time()
-        tick_kimg = (progress['cur_nimg'] - progress['tick_start_nimg']) / 1000
-        losses = {k: float(np.mean(v)) for k, v in tick_terms.items()}
-        augment_p = float(s.augment_pipe.p) if s.augment_pipe is not None else 0.0
-        log(format_tick_line(progress['cur_tick'], progress['cur_nimg'], tick_end_time - start_time, tick_end_time - tick_start_time,
-                             tick_kimg, maintenance_time, augment_p, losses, s.device))
-        training_stats.report0('Progress/tick', progress['cur_tick'])
-        training_stats.report0('Progress/kimg', progress['cur_nimg'] / 1e3)
-        training_stats.report0('Progress/augment', augment_p)
-        training_stats.report0('Timing/sec_per_tick', tick_end_time - tick_start_time)
-        training_stats.report0('Timing/sec_per_kimg', (tick_end_time - tick_start_time) / max(tick_kimg, 1e-8))
-        _check_finite_weights('maintenance', progress['cur_nimg'], s.G_ema)
-        tick = progress['cur_tick']
-        if c.rank == 0 and c.image_snapshot_ticks is not None and (done or tick % c.image_snapshot_ticks == 0):
-            fakes = generate_grid(s.G_ema, s.grid_z, s.grid_c, c.batch_gpu)
-            save_image_grid(fakes, os.path.join(c.run_dir, f'fakes{progress["cur_nimg"] // 1000:06d}.png'), drange=[-1, 1], grid_size=s.grid_size)
-        network_snapshot = c.network_snapshot_ticks is not None and (done or tick % c.network_snapshot_ticks == 0)
-        if network_snapshot:
-            result.snapshot_pkl = os.path.join(c.run_dir, checkpoint.snapshot_filename(progress['cur_nimg']))
-            if c.rank == 0:
-                write_network_snapshot(result.snapshot_pkl, s.G, s.D, s.G_ema, s.augment_pipe, c.training_set_kwargs)
-            _evaluate_metrics(s, result.snapshot_pkl, log)
-        stats.update()
-        log_sink.write_stats(stats.as_dict(), progress['cur_nimg'], time.time())
-        if c.progress_fn is not None:
-            c.progress_fn(progress['cur_nimg'], c.total_kimg * 1000)
+        tick_end = time.time()
+        network_snapshot = _maintenance(s, stats, clock, tick_terms, tick_end, done, result, logger)
 
         # Start the next tick; the state is written after the counters move so a resume continues here.
         progress['cur_tick'] += 1
@@ -634,13 +549,47 @@ def _run(s, interrupt, log_sink):
         if network_snapshot:
             result.state_path = _write_state(s, log)
         now = time.time() # Everything since the end of the tick (snapshots, metrics, state) is maintenance.
-        maintenance_time, tick_start_time = now - tick_end_time, now
+        clock.maintenance, clock.tick_start = now - tick_end, now
         if done:
             break
     log('Exiting...' if result.interrupted else 'Done.')
     result.cur_nimg = progress['cur_nimg']
     result.cur_tick = progress['cur_tick']
     return result
+
+def _maintenance(s, stats, clock, tick_terms, tick_end, done, result, logger):
+    """End of a tick: progress line, image grid, network snapshot, metrics, statistics, callbacks.
+
+    Returns True when this tick wrote a network snapshot (a training state follows it).
+    """
+    c, progress = s.c, s.progress
+    tick, tick_kimg = progress['cur_tick'], (progress['cur_nimg'] - progress['tick_start_nimg']) / 1000
+    tick_time = tick_end - clock.tick_start
+    losses = {k: float(np.mean(v)) for k, v in tick_terms.items()}
+    augment_p = float(s.augment_pipe.p) if s.augment_pipe is not None else 0.0
+    logger.echo(format_tick_line(tick, progress['cur_nimg'], tick_end - clock.start, tick_time, tick_kimg,
+                                 clock.maintenance, augment_p, losses, s.device))
+    for name, value in (('Progress/tick', tick), ('Progress/kimg', progress['cur_nimg'] / 1e3), ('Progress/augment', augment_p),
+                        ('Timing/sec_per_tick', tick_time), ('Timing/sec_per_kimg', tick_time / max(tick_kimg, 1e-8))):
+        training_stats.report0(name, value)
+    _check_finite_weights('maintenance', progress['cur_nimg'], s.G_ema)
+    if c.rank == 0 and c.image_snapshot_ticks is not None and (done or tick % c.image_snapshot_ticks == 0):
+        fakes = generate_grid(s.G_ema, s.grid_z, s.grid_c, c.batch_gpu)
+        save_image_grid(fakes, os.path.join(c.run_dir, f'fakes{progress["cur_nimg"] // 1000:06d}.png'), drange=[-1, 1], grid_size=s.grid_size)
+    network_snapshot = c.network_snapshot_ticks is not None and (done or tick % c.network_snapshot_ticks == 0)
+    if network_snapshot:
+        result.snapshot_pkl = os.path.join(c.run_dir, checkpoint.snapshot_filename(progress['cur_nimg']))
+        if c.rank == 0:
+            write_network_snapshot(result.snapshot_pkl, s.G, s.D, s.G_ema, s.augment_pipe, c.training_set_kwargs)
+        _evaluate_metrics(s, result.snapshot_pkl)
+    stats.update()
+    logger.log(stats.as_dict(), step_kimg=progress['cur_nimg'] / 1e3, timestamp=time.time())
+    if c.progress_fn is not None:
+        c.progress_fn(progress['cur_nimg'], c.total_kimg * 1000)
+    if c.tick_fn is not None:
+        c.tick_fn(dnnlib.EasyDict(cur_nimg=progress['cur_nimg'], cur_tick=tick, run_dir=c.run_dir, losses=losses,
+                                  snapshot_pkl=result.snapshot_pkl if network_snapshot else None, augment_p=augment_p))
+    return network_snapshot
 
 def _write_state(s, log):
     path = os.path.join(s.c.run_dir, checkpoint.state_filename(s.progress['cur_nimg']))
@@ -650,15 +599,12 @@ def _write_state(s, log):
     distributed.barrier()
     return path
 
-def _evaluate_metrics(s, snapshot_pkl, log):
+def _evaluate_metrics(s, snapshot_pkl):
     c = s.c
-    if not c.metrics:
-        return
-    from metrics.metric_main import calc_metric, report_metric
     for metric in c.metrics:
-        result = calc_metric(metric=metric, G=s.G_ema, dataset_kwargs=c.training_set_kwargs,
-                             num_gpus=c.num_gpus, rank=c.rank, device=s.device)
+        result = metric_main.calc_metric(metric=metric, G=s.G_ema, dataset_kwargs=c.training_set_kwargs,
+                                         num_gpus=c.num_gpus, rank=c.rank, device=s.device)
         if c.rank == 0:
-            report_metric(result, run_dir=c.run_dir, snapshot_pkl=snapshot_pkl)
+            metric_main.report_metric(result, run_dir=c.run_dir, snapshot_pkl=snapshot_pkl)
 
 #----------------------------------------------------------------------------

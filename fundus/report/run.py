@@ -236,7 +236,7 @@ def images_section(run, generate, device):
     if fake_rows:
         last = grids.GRID_COLS - 1
         blocks.append(Text(f'Synthetic images: seeds 0-{last} of {os.path.basename(run.snapshots[-1])}, no truncation '
-                           f'(reproduce with generate.py --seeds=0-{last}).', muted=True))
+                           f'(reproduce with gen_images.py --seeds=0-{last}).', muted=True))
     return Section('images', 'Images', blocks + [Text(n, muted=True) for n in notes])
 
 #----------------------------------------------------------------------------

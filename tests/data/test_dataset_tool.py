@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 import dataset_tool
-from fundus.data import phantom
+from fundus.data import build, phantom
 from tests.data import helpers
 from training.dataset import ImageFolderDataset
 
@@ -409,8 +409,8 @@ def test_help_matches_docs():
 #----------------------------------------------------------------------------
 
 def test_file_vanishing_before_read_is_unreadable(tmp_path):
-    opts = dataset_tool.Options(source_kind='dir', source_path=str(tmp_path))
-    res = dataset_tool.process_item(opts, dataset_tool.Item(name='gone.png', ref=str(tmp_path / 'gone.png')))
+    opts = build.Options(source_kind='dir', source_path=str(tmp_path))
+    res = build.process_item(opts, build.Item(name='gone.png', ref=str(tmp_path / 'gone.png')))
     assert res['status'] == 'skip' and res['reason'] == 'unreadable' and 'No such file' in res['detail']
 
 def test_corrupt_zip_member_is_unreadable(tmp_path, out, rng):

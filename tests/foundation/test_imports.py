@@ -8,8 +8,10 @@ import sys
 
 import pytest
 
+import dnnlib
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PACKAGES = ['dnnlib', 'torch_utils', 'training', 'metrics', 'fundus']
+PACKAGES = list(dnnlib.PACKAGES)
 
 def all_modules():
     names = []

@@ -12,10 +12,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import train
 from tests.integration import helpers
 from tests.training import helpers as train_helpers
 from torch_utils import persistence
+from training import launch
 
 NVIDIA_KEYS = ['results', 'metric', 'total_time', 'total_time_str', 'num_gpus', 'snapshot_pkl', 'timestamp']
 
@@ -29,7 +29,7 @@ def run(tmp_path_factory):
     c = train_helpers.tiny_config(data, kimg=0.004, tick=0.004)
     c.metrics = ['fid1k_full']
     with helpers.fake_inception():
-        run_dir = train.launch_training(c, outdir=str(root / 'runs'))
+        run_dir = launch.launch_training(c, outdir=str(root / 'runs'))
     return dict(run_dir=run_dir, data=data, snapshot=os.path.join(run_dir, 'network-snapshot-000000.pkl'))
 
 def _read_jsonl(path):
@@ -74,7 +74,7 @@ def test_metrics_during_training_leave_the_run_unchanged(tmp_path, monkeypatch):
         c.metrics = metrics
         c.image_snapshot_ticks = None
         with helpers.fake_inception() as fake:
-            run_dir = train.launch_training(c, outdir=str(tmp_path / 'runs'))
+            run_dir = launch.launch_training(c, outdir=str(tmp_path / 'runs'))
         assert (fake.num_calls > 0) == bool(metrics)
         final.append(persistence.load_network_pkl(os.path.join(run_dir, 'network-snapshot-000000.pkl')))
     for key in ('G', 'D', 'G_ema'):
@@ -94,7 +94,7 @@ def test_conditional_sg3_run_with_eq_metric_matches_calc_metrics(tmp_path, monke
     c = train_helpers.tiny_config(data, cfg='stylegan3-t', kimg=0.004, tick=0.004, cond=True)
     c.metrics = ['fid1k_full', 'eqt1k_int']
     with helpers.fake_inception():
-        run_dir = train.launch_training(c, outdir=str(tmp_path / 'runs'))
+        run_dir = launch.launch_training(c, outdir=str(tmp_path / 'runs'))
         import calc_metrics
         snapshot = os.path.join(run_dir, 'network-snapshot-000000.pkl')
         result = CliRunner().invoke(calc_metrics.calc_metrics, [f'--network={snapshot}', '--metrics=fid1k_full,eqt1k_int', '--verbose=false'])

@@ -7,12 +7,12 @@ import os
 import pytest
 import torch
 
-import train
 from tests.support import official_pickles
 from tests.training import helpers as train_helpers
 from training import training_loop
 from torch_utils import misc
 from torch_utils import persistence
+from training import launch
 
 FREEZED = 2 # b16.fromrgb and b16.conv0 of the tiny 16-px discriminator.
 
@@ -21,7 +21,7 @@ FREEZED = 2 # b16.fromrgb and b16.conv0 of the tiny 16-px discriminator.
 def _source_networks(data, seed=7):
     # Networks of the same configuration but another seed, G_ema perturbed away from G, augment p 0.3.
     c = train_helpers.tiny_config(data, seed=seed)
-    objs = train.construct_objects(c)
+    objs = launch.construct_objects(c)
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for tensor in objs.G_ema.parameters():
@@ -67,7 +67,7 @@ def test_resume_from_network_pickle_starts_a_new_run_from_its_weights(tmp_path, 
     monkeypatch.setattr(training_loop, 'training_step', spy)
 
     c = train_helpers.tiny_config(data, kimg=0.008, tick=0.004, resume=pkl, freezed=FREEZED)
-    run_dir = train.launch_training(c, outdir=str(tmp_path / 'runs'))
+    run_dir = launch.launch_training(c, outdir=str(tmp_path / 'runs'))
     assert not marker.exists()
     assert first['nimg'] == 0 and first['p'] == 0 # A new run: kimg and augment p restart, as upstream.
     for name in ('G', 'D', 'G_ema'):
@@ -93,6 +93,6 @@ def test_resume_from_pickle_of_another_configuration_names_the_problem(tmp_path)
     c = train_helpers.tiny_config(data, kimg=0.004, tick=0.004, resume=pkl)
     c.D_kwargs.channel_max = 16 # The run's D is narrower than the pickle's.
     with pytest.raises(ValueError, match=r'--resume=.*other\.pkl: D does not fit this configuration .*--cbase, --cmax'):
-        train.launch_training(c, outdir=str(tmp_path / 'runs'))
+        launch.launch_training(c, outdir=str(tmp_path / 'runs'))
 
 #----------------------------------------------------------------------------

@@ -76,6 +76,7 @@ def test_split_result_key_refuses_what_nothing_writes():
 def test_sized_name():
     assert metric_main.sized_name('fid', 2000, '_full') == 'fid2k_full'
     assert metric_main.sized_name('fid', 200, '_full') == 'fid200_full'
+    assert metric_main.sized_name('spectrum', 256) == 'spectrum256'
     assert metric_main.sized_name('memorization', 8) == 'memorization8'
     with pytest.raises(MetricError, match='unknown metric'):
         metric_main.sized_name('pr', 300, '_full')

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.ops.oracles import upfirdn2d_zero_insertion
+from bench.zero_insertion import upfirdn2d_zero_insertion
 from torch_utils.ops import conv2d_resample, upfirdn2d
 
 CASES = list(itertools.product([1, 3], [1, 2], [1, 2], [1, 2], [True, False], [0, [1, 0, 2, 1]]))

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from tests.ops.oracles import scipy_upfirdn2d, upfirdn2d_zero_insertion
+from bench.zero_insertion import upfirdn2d_zero_insertion
+from tests.ops.oracles import scipy_upfirdn2d
 from torch_utils.ops import upfirdn2d
 
 SYM4 = [1.0, 3.0, 3.0, 1.0]

@@ -1,5 +1,5 @@
 # Shared pieces of the training tests: a tiny dataset and a tiny resolved config built through
-# train.make_config (so the real option handling is exercised) with networks from tests/support.
+# training.config.make_config (so the real option handling is exercised) with networks from tests/support.
 
 import json
 import os
@@ -8,6 +8,7 @@ import sys
 
 import dnnlib
 from tests.support import synth_fundus, tiny_configs
+from training import config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _NET_KEYS = ('img_resolution', 'img_channels', 'c_dim')
@@ -19,8 +20,7 @@ def make_dataset(tmp_path, num_images=16, num_grades=None):
 
 def tiny_config(data, cfg='stylegan2', batch=4, gpus=1, kimg=1, tick=1, snap=1, aug='ada', gamma=1.0, **options):
     """A resolved config for a 16-px run; ticks and lengths may be fractional kimg (tests only)."""
-    import train
-    c = train.make_config(cfg=cfg, data=data, gpus=gpus, batch=batch, gamma=gamma, aug=aug, metrics='none',
+    c = config.make_config(cfg=cfg, data=data, gpus=gpus, batch=batch, gamma=gamma, aug=aug, metrics='none',
                           kimg=1, tick=1, snap=snap, workers=0, device='cpu', fp32=True, **options)
     if cfg == 'stylegan2':
         G = tiny_configs.sg2_generator_kwargs()

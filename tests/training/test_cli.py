@@ -12,6 +12,7 @@ from click.testing import CliRunner
 import train
 from tests.support import write_help_docs
 from tests.training import helpers
+from training import checkpoint, config, launch
 
 #----------------------------------------------------------------------------
 
@@ -23,7 +24,7 @@ def test_help_matches_committed_docs():
 def test_dry_run_constructs_every_object_for_every_cfg(tmp_path, cfg):
     c = helpers.tiny_config(helpers.make_dataset(str(tmp_path)), cfg=cfg)
     c.G_opt_kwargs.betas = (0, 0.99) # Int and float mixed, as NVIDIA writes it: must still construct.
-    objs = train.construct_objects(c)
+    objs = launch.construct_objects(c)
     assert objs.G.img_resolution == 16 and objs.D.img_resolution == 16
     assert isinstance(objs.G_opt, torch.optim.Adam) and isinstance(objs.D_opt, torch.optim.Adam)
     assert objs.augment_pipe is not None and type(objs.loss).__name__ == 'StyleGAN2Loss'
@@ -34,7 +35,7 @@ def test_dry_run_constructs_every_object_for_every_cfg(tmp_path, cfg):
 
 def test_resolved_config_follows_presets(tmp_path):
     data = helpers.make_dataset(str(tmp_path))
-    c = train.make_config(cfg='stylegan3-r', data=data, gpus=2, batch=32, gamma=8, metrics='none', device='cpu')
+    c = config.make_config(cfg='stylegan3-r', data=data, gpus=2, batch=32, gamma=8, metrics='none', device='cpu')
     assert c.G_kwargs.channel_base == 65536 and c.D_kwargs.channel_base == 32768
     assert c.G_kwargs.conv_kernel == 1 and c.G_kwargs.use_radial_filters
     assert c.loss_kwargs.blur_fade_kimg == 200 and c.batch_gpu == 16
@@ -42,7 +43,7 @@ def test_resolved_config_follows_presets(tmp_path):
     assert c.G_opt_kwargs.lr == 0.0025 and tuple(c.G_opt_kwargs.betas) == (0, 0.99)
     assert c.ema_kimg == 10 and c.ada_target == 0.6 and c.augment_kwargs.hue == 1
     assert c.desc == 'stylegan3-r-data-gpus2-batch32-gamma8'
-    c = train.make_config(cfg='stylegan2', data=data, gpus=1, batch=8, gamma=1, metrics='none', device='cpu',
+    c = config.make_config(cfg='stylegan2', data=data, gpus=1, batch=8, gamma=1, metrics='none', device='cpu',
                           aug='fixed', p=0.3, augpipe='fundus', resume='x.pkl')
     assert c.G_reg_interval == 4 and c.loss_kwargs.pl_weight == 2 and c.G_kwargs.mapping_kwargs.num_layers == 8
     assert c.augment_p == 0.3 and c.ada_target is None and 'hue' not in c.augment_kwargs
@@ -75,8 +76,53 @@ def test_cli_dry_run_prints_options_and_constructed_objects(tmp_path):
     assert '"r1_gamma": 1.0' in result.output and 'Constructed G: Generator' in result.output
     assert not os.path.exists(tmp_path / 'runs')
 
-def test_resume_state_rejects_changed_training_options(tmp_path):
-    result = CliRunner().invoke(train.main, [f'--resume={tmp_path}', '--gamma=3'])
-    assert result.exit_code != 0 and '--gamma' in result.output
+def _tiny_run_and_its_command(tmp_path):
+    # A stopped run (one step, a training state) and the train.py command line that describes it.
+    data = helpers.make_dataset(str(tmp_path))
+    c = helpers.tiny_config(data, cfg='stylegan2', kimg=0.004, tick=0.004, deterministic=True)
+    c.run_dir = str(tmp_path / 'runs' / '00000-run')
+    launch.launch_training(c)
+    command = [f'--outdir={tmp_path}/runs', '--cfg=stylegan2', f'--data={data}', '--gpus=1', '--batch=4', '--gamma=1',
+               '--cbase=256', '--cmax=32', '--map-depth=2', '--aug=ada', '--metrics=none', '--workers=0',
+               '--device=cpu', '--fp32=1', '--seed=0', '--deterministic=1']
+    return c.run_dir, command
 
-#----------------------------------------------------------------------------
+def test_same_command_with_resume_appended_continues_the_run(tmp_path):
+    run_dir, command = _tiny_run_and_its_command(tmp_path)
+    before = checkpoint.load_training_state(checkpoint.find_latest_state(run_dir))['progress']['cur_nimg']
+    result = CliRunner().invoke(train.main, command + [f'--resume={run_dir}'])
+    assert result.exit_code == 0, result.output
+    assert 'Continuing from' in result.output
+    after = checkpoint.load_training_state(checkpoint.find_latest_state(run_dir))['progress']['cur_nimg']
+    assert after == before + 4 # One more step of batch 4 in the same run directory.
+    assert os.listdir(tmp_path / 'runs') == ['00000-run']
+
+def test_resume_refuses_a_changed_option_naming_old_and_new_value(tmp_path):
+    run_dir, command = _tiny_run_and_its_command(tmp_path)
+    result = CliRunner().invoke(train.main, [a for a in command if not a.startswith('--gamma')] + ['--gamma=3', f'--resume={run_dir}'])
+    assert result.exit_code != 0
+    assert '--gamma: the run used 1.0, the command says 3.0' in result.output
+    for unchanged in ('--cfg', '--data', '--batch', '--cbase', '--cmax', '--seed'):
+        assert unchanged + ':' not in result.output
+    assert 'Traceback' not in result.output
+
+def test_unknown_option_and_unknown_config_key_are_errors_naming_them(tmp_path):
+    data = helpers.make_dataset(str(tmp_path))
+    with pytest.raises(config.ConfigError, match='gama: unknown training option'):
+        config.make_config(cfg='stylegan2', data=data, gpus=1, batch=4, gamma=1, metrics='none', device='cpu', gama=2)
+    c = helpers.tiny_config(data)
+    c.kimg_per_tik = 1
+    with pytest.raises(config.ConfigError, match='kimg_per_tik: unknown training config key'):
+        launch.launch_training(c, outdir=str(tmp_path / 'runs'), dry_run=True, echo=lambda *_: None)
+    assert not os.path.exists(tmp_path / 'runs')
+
+def test_launch_callbacks_report_ticks_and_stop_writes_a_state(tmp_path):
+    c = helpers.tiny_config(helpers.make_dataset(str(tmp_path)), kimg=0.04, tick=0.008)
+    ticks, progress = [], []
+    run_dir = launch.launch_training(c, outdir=str(tmp_path / 'runs'), echo=lambda *_: None,
+                                     progress_fn=lambda cur, total: progress.append((cur, total)),
+                                     tick_fn=ticks.append, stop_fn=lambda: len(ticks) >= 2)
+    assert [t.cur_tick for t in ticks] == [0, 1] and progress == [(4, 40), (12, 40)]
+    assert ticks[1].snapshot_pkl.endswith('network-snapshot-000000.pkl') and 'Dreal' in ticks[1].losses
+    state = checkpoint.load_training_state(checkpoint.find_latest_state(run_dir))
+    assert state["progress"]["cur_nimg"] == 12 # Stopped after the second tick, with a state to resume from.

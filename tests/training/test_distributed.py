@@ -5,9 +5,9 @@ import os
 
 import torch
 
-import train
 from tests.training import helpers
 from training import checkpoint
+from training import launch
 
 #----------------------------------------------------------------------------
 
@@ -28,8 +28,8 @@ def test_two_gloo_processes_match_one_process_with_the_same_total_batch(tmp_path
     one = _config(tmp_path, data, 'one', gpus=1)
     two = _config(tmp_path, data, 'two', gpus=2)
     assert two.batch_gpu == 2 and one.batch_gpu == 4
-    train.launch_training(one)
-    train.launch_training(two)
+    launch.launch_training(one)
+    launch.launch_training(two)
     a = checkpoint.load_training_state(checkpoint.find_latest_state(one.run_dir))
     b = checkpoint.load_training_state(checkpoint.find_latest_state(two.run_dir))
     assert a['progress'] == b['progress'] and a['progress']['cur_nimg'] == 8

@@ -5,15 +5,16 @@
 import json
 import os
 
+import numpy as np
+import PIL.Image
 import pytest
 import torch
 
 import dnnlib
-import train
 from tests.support import tiny_configs
 from tests.training import helpers
+from training import launch, training_loop
 from training import loss as loss_module
-from training import training_loop
 from training.augment import AugmentPipe
 
 #----------------------------------------------------------------------------
@@ -180,7 +181,7 @@ def test_reg_phases_run_only_on_their_interval(tmp_path, monkeypatch):
     monkeypatch.setattr(loss_module.StyleGAN2Loss, 'phase_losses', spy)
     c = helpers.tiny_config(helpers.make_dataset(str(tmp_path)), kimg=0.02, tick=1)
     c.D_reg_interval = 2
-    train.launch_training(c, outdir=str(tmp_path))
+    launch.launch_training(c, outdir=str(tmp_path))
     # 5 steps: Gmain x5, Greg at steps 0 and 4, Dmain x5, Dreg at steps 0, 2, 4.
     assert calls.count('Gmain') == 5 and calls.count('Greg') == 2
     assert calls.count('Dmain') == 5 and calls.count('Dreg') == 3
@@ -191,7 +192,7 @@ def test_short_run_writes_every_output(tmp_path):
     data = helpers.make_dataset(str(tmp_path), num_grades=2)
     c = helpers.tiny_config(data, kimg=0.008, tick=0.004, cond=True)
     c.tensorboard = True
-    run_dir = train.launch_training(c, outdir=str(tmp_path / 'runs'))
+    run_dir = launch.launch_training(c, outdir=str(tmp_path / 'runs'))
     files = set(os.listdir(run_dir))
     for name in ('training_options.json', 'log.txt', 'stats.jsonl', 'reals.png', 'fakes_init.png', 'fakes000000.png',
                  'network-snapshot-000000.pkl', 'training-state-000000.pt'):
@@ -234,7 +235,7 @@ def test_non_finite_loss_stops_training_naming_phase_and_keeps_last_snapshot(tmp
         return value * float('nan') if len(calls) >= 2 else value
     monkeypatch.setattr(loss_module.StyleGAN2Loss, '_D_gen', poisoned)
     with pytest.raises(training_loop.TrainingDivergedError, match=r'phase Dmain at kimg 0\.004'):
-        train.launch_training(c, outdir=str(tmp_path / 'runs'))
+        launch.launch_training(c, outdir=str(tmp_path / 'runs'))
     run_dir = os.path.join(str(tmp_path / 'runs'), os.listdir(str(tmp_path / 'runs'))[0])
     from torch_utils import persistence
     from training import checkpoint
@@ -258,5 +259,16 @@ def test_unwritable_or_full_run_dir_fails_before_training(tmp_path):
         checkpoint.check_run_dir(str(blocker / 'run'), 0)
     with pytest.raises(OSError, match='MiB free'):
         checkpoint.check_run_dir(str(tmp_path / 'run'), 1 << 60)
+
+def test_snapshot_grid_tiles_row_by_row(tmp_path):
+    # Four 2x3 images with values 0, 1, 2, 3 (drange [0, 3]) on a 2 x 2 grid: image k at row k // 2, column k % 2.
+    img = np.arange(4, dtype=np.float32)[:, None, None, None] * np.ones([4, 3, 2, 3], dtype=np.float32)
+    path = str(tmp_path / 'grid.png')
+    training_loop.save_image_grid(img, path, drange=[0, 3], grid_size=(2, 2))
+    grid = np.asarray(PIL.Image.open(path))
+    assert grid.shape == (4, 6, 3)
+    for k in range(4):
+        r, c = divmod(k, 2)
+        assert (grid[r * 2:(r + 1) * 2, c * 3:(c + 1) * 3] == k * 85).all()
 
 #----------------------------------------------------------------------------

@@ -11,9 +11,8 @@ import pytest
 import torch
 
 import dnnlib
-import train
 from tests.training import helpers
-from training import checkpoint
+from training import checkpoint, launch
 
 KIMG = 0.016 # 4 steps of batch 4.
 TICK = 0.008 # 2 steps per tick; a training state at every tick.
@@ -29,9 +28,9 @@ def _start_subprocess(c, tmp_path):
     cfg_path = os.path.join(tmp_path, 'config.json')
     with open(cfg_path, 'w') as f:
         f.write(helpers.config_json(c))
-    code = ('import json, train\nfrom training import checkpoint\n'
+    code = ('import json\nfrom training import checkpoint, launch\n'
             f'c = checkpoint._to_easydict(json.load(open({cfg_path!r})))\n'
-            'train.launch_training(c)\n')
+            'launch.launch_training(c)\n')
     return helpers.run_in_subprocess(code, stdout=open(os.path.join(tmp_path, 'child.log'), 'wb'), stderr=subprocess_stderr(tmp_path))
 
 def subprocess_stderr(tmp_path):
@@ -66,8 +65,8 @@ def _assert_states_identical(a, b):
     assert torch.equal(a['loss']['pl_mean'], b['loss']['pl_mean'])
 
 def _resume(run_dir):
-    c = train.resume_run(run_dir, {})
-    train.launch_training(c)
+    c = launch.resume_run(run_dir, {})
+    launch.launch_training(c)
 
 #----------------------------------------------------------------------------
 
@@ -78,16 +77,16 @@ def test_stop_then_resume_with_longer_kimg_is_bit_identical(tmp_path):
     data = helpers.make_dataset(tmp_path)
     c = _config(tmp_path, data, 'short')
     c.total_kimg = 0.004
-    train.launch_training(c)
+    launch.launch_training(c)
     assert _final_state(c.run_dir)['progress']['cur_nimg'] == 4
     _resume_to(c.run_dir, KIMG)
     reference = _config(tmp_path, data, 'reference')
-    train.launch_training(reference)
+    launch.launch_training(reference)
     _assert_states_identical(_final_state(c.run_dir), _final_state(reference.run_dir))
 
 def _resume_to(run_dir, kimg):
-    c = train.resume_run(run_dir, dict(total_kimg=kimg))
-    train.launch_training(c)
+    c = launch.resume_run(run_dir, dict(total_kimg=kimg))
+    launch.launch_training(c)
 
 def test_sigkill_then_resume_is_bit_identical_to_uninterrupted_run(tmp_path):
     tmp_path = str(tmp_path)
@@ -103,7 +102,7 @@ def test_sigkill_then_resume_is_bit_identical_to_uninterrupted_run(tmp_path):
 
     _resume(killed.run_dir)
     reference = _config(tmp_path, data, 'reference')
-    train.launch_training(reference)
+    launch.launch_training(reference)
     a, b = _final_state(killed.run_dir), _final_state(reference.run_dir)
     assert a['progress']['cur_nimg'] == KIMG * 1000
     _assert_states_identical(a, b)
@@ -130,7 +129,7 @@ def test_sigint_in_process_writes_state_restores_handler_and_resume_matches(tmp_
     assert state['progress']['cur_nimg'] == 4
     _resume(c.run_dir)
     reference = _config(tmp_path, data, 'reference')
-    train.launch_training(reference)
+    launch.launch_training(reference)
     _assert_states_identical(_final_state(c.run_dir), _final_state(reference.run_dir))
 
 @pytest.mark.slow
@@ -151,11 +150,11 @@ def test_sigint_writes_a_state_and_resume_matches(tmp_path):
 
     # Continue to the same end point as a reference run; both must agree bit for bit.
     end_kimg = (state['progress']['cur_nimg'] + 8) / 1000
-    c = train.resume_run(stopped.run_dir, dict(total_kimg=end_kimg))
-    train.launch_training(c)
+    c = launch.resume_run(stopped.run_dir, dict(total_kimg=end_kimg))
+    launch.launch_training(c)
     reference = _config(tmp_path, data, 'reference')
     reference.total_kimg, reference.kimg_per_tick = end_kimg, 1
-    train.launch_training(reference)
+    launch.launch_training(reference)
     _assert_states_identical(_final_state(stopped.run_dir), _final_state(reference.run_dir))
 
 #----------------------------------------------------------------------------
@@ -165,7 +164,7 @@ def test_training_state_loads_with_weights_only_and_has_every_field(tmp_path):
     data = helpers.make_dataset(tmp_path)
     c = _config(tmp_path, data, 'run')
     c.total_kimg = 0.004
-    train.launch_training(c)
+    launch.launch_training(c)
     path = checkpoint.find_latest_state(c.run_dir)
     state = torch.load(path, map_location='cpu', weights_only=True)
     for key in checkpoint.REQUIRED_KEYS + ('augment', 'loss'):
@@ -180,9 +179,8 @@ def test_training_state_loads_with_weights_only_and_has_every_field(tmp_path):
     assert not [f for f in os.listdir(c.run_dir) if '.tmp-' in f]
 
 def test_resume_from_directory_without_state_names_the_problem(tmp_path):
-    import click
-    with pytest.raises(click.ClickException, match='no training-state'):
-        train.resume_run(str(tmp_path), {})
+    with pytest.raises(launch.LaunchError, match='no training-state'):
+        launch.resume_run(str(tmp_path), {})
 
 def test_truncated_state_file_is_rejected_with_its_name(tmp_path):
     path = os.path.join(str(tmp_path), 'training-state-000001.pt')

@@ -17,6 +17,10 @@ import subprocess
 import sys
 import time
 
+import dnnlib
+from torch_utils import custom_ops
+from torch_utils.ops import cuda_kernels as ck
+
 #----------------------------------------------------------------------------
 
 DEFAULT_ARCH_LIST = '8.0;9.0'
@@ -75,8 +79,6 @@ def _repo_root():
     return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 def _build_dir():
-    from torch_utils import custom_ops
-    from torch_utils.ops import cuda_kernels as ck
     paths = [os.path.join(ck.SOURCE_DIR, p) for p in ck.PLUGIN_SOURCES + ck.PLUGIN_HEADERS]
     digest = custom_ops.source_digest(paths)
     return os.path.join(custom_ops.extensions_root(), ck.PLUGIN_NAME, f'{digest}-{custom_ops._device_tag()}') # pylint: disable=protected-access
@@ -107,7 +109,6 @@ def expected_archs(arch_list):
 #----------------------------------------------------------------------------
 
 def _flags():
-    from torch_utils.ops import cuda_kernels as ck
     return dict(cflags=list(ck.PLUGIN_CFLAGS), cuda_cflags=list(ck.PLUGIN_CUDA_FLAGS))
 
 def _read_stamp(path):
@@ -185,9 +186,7 @@ def main(argv=None):
     record = dict(date=datetime.datetime.now().isoformat(timespec='seconds'), seconds=round(seconds, 1), archs=archs,
                   flags=_flags(),
                   justified=[line.strip() for line in log.splitlines() if re.search('warning', line, re.IGNORECASE)])
-    with open(stamp + '.tmp', 'w', encoding='utf-8') as f:
-        json.dump(record, f, indent=2)
-    os.replace(stamp + '.tmp', stamp)
+    dnnlib.atomic_write(stamp, lambda f: json.dump(record, f, indent=2), mode='w')
     print(f'compile_check: OK: compiled in {seconds:.1f} s for archs {",".join(archs)}; no unjustified warnings')
     return 0
 
