@@ -165,7 +165,7 @@ def test_noise_mode_random_is_reproducible_per_seed(snapshots, tmp_path):
         assert result.exit_code == 0, result.output
         runs.append(read_pngs(outdir, [0, 1, 2]))
     for a, b in zip(*runs):
-        np.testing.assert_array_equal(a, b)
+        assert_close_uint8(a, b) # Batch 1 vs 3: other float rounding can flip a uint8 step; other noise would change many pixels.
 
 def test_official_layout_pickle_renders_the_same_pictures(tmp_path):
     # An official-layout snapshot (NVIDIA's persistence records with embedded module source) of a network

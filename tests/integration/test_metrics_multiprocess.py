@@ -104,7 +104,9 @@ def test_two_gloo_processes_give_the_single_process_values(tmp_path):
     single = _compute(folder)
     rank0 = np.load(tmp_path / 'rank0.npy')
     for name, value in zip(METRICS, rank0):
-        assert value == pytest.approx(single[name], rel=1e-7), name
+        # Ranks feed the detector other batch shapes: fp32 features may differ by ulps (KID <= 2.6e-6 rel per ulp), and FID of
+        # 9 reals in 64-d (k = 56 zero eigenvalues) by up to 2*k*sqrt(64*eps*|Sg||Sr|) ~ 2e-6 rel. Measured: 4e-10, 0, 0.
+        assert value == pytest.approx(single[name], rel=3e-5), name
     rank1 = dict(zip(METRICS, np.load(tmp_path / 'rank1.npy')))
     assert np.isnan(rank1['fid1k_full']) and np.isnan(rank1['kid1k_full']) # Rank 0 reports, as upstream.
 

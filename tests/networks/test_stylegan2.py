@@ -107,15 +107,16 @@ def test_generator_batch_invariance(tiny_G):
     with torch.no_grad():
         batch = tiny_G(_latents([5, 6, 7]), None, noise_mode='const')
         single = torch.cat([tiny_G(_latents([s]), None, noise_mode='const') for s in [5, 6, 7]])
-    # Unlike SG3 (output x 0.25) this image is not scaled down; measured 2.1e-6 at |img| ~ 1.5 in fp32.
-    assert (batch - single).abs().max() < 1e-5
+    # Unlike SG3 (output x 0.25) this image is not scaled down. fp32, ~7 convs of K = 288 terms summed in other orders:
+    # ~7*sqrt(K)*u*max|img| (3.4) = 2.4e-5; measured <= 2.9e-6 over AVX-512/AVX2/SSE kernels and 1/2 threads.
+    assert (batch - single).abs().max() < 2.5e-5
 
 def test_fused_and_unfused_modconv_agree(tiny_G):
     z = _latents([3, 4])
     with torch.no_grad():
         a = tiny_G(z, None, noise_mode='const', fused_modconv=True)
         b = tiny_G(z, None, noise_mode='const', fused_modconv=False)
-    assert (a - b).abs().max() < 1e-5
+    assert (a - b).abs().max() < 2.5e-5 # Same bound as batch invariance; measured <= 4.8e-6 (AVX2 kernels).
 
 def test_truncation_psi0_gives_w_avg():
     G = tc.build(tc.sg2_generator_kwargs())

@@ -170,7 +170,8 @@ def test_batch_invariance_per_seed_latents(tiny_G):
     with torch.no_grad():
         batch = tiny_G(_latents([5, 6, 7]), None)
         single = torch.cat([tiny_G(_latents([s]), None) for s in [5, 6, 7]])
-    assert (batch - single).abs().max() < 1e-6
+    # fp32 layers summed in other orders at another batch size: ~6*sqrt(288)*u*max|img| (0.4) = 2.4e-6; measured <= 2.8e-7.
+    assert (batch - single).abs().max() < 2.5e-6
 
 def test_truncation_psi0_gives_w_avg(tiny_G):
     G = tc.build(tc.sg3_generator_kwargs())

@@ -149,8 +149,11 @@ def test_checked_in_fixture_still_loads():
     with open(regen.FIXTURE_EXPECT, encoding='utf-8') as f:
         expect = np.asarray(json.load(f)['image_corner'], dtype=np.float32)
     G, D = regen.make_fixture_networks()
-    _assert_same_state(G, data['G_ema'])
-    _assert_same_state(D, data['D'])
+    for net, stored in ((G, data['G_ema']), (D, data['D'])):
+        sa, sb = net.state_dict(), stored.state_dict()
+        assert list(sa) == list(sb) and all(sa[n].dtype == sb[n].dtype for n in sa)
+        for n in sa: # torch.randn's scalar path (CPUs without AVX2) differs from the vectorised one by up to 4.8e-7 of max|w|.
+            assert (sa[n] - sb[n]).abs().max() <= 2e-6 * sb[n].abs().max(), n
     got = regen.fixture_image(data['G_ema'])[0, :, -3:, -3:].numpy()
     assert np.abs(got - expect).max() < 1e-4
     assert data['training_set_kwargs']['resolution'] == 16
