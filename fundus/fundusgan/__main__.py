@@ -77,6 +77,57 @@ def train(resume, outdir, progress, device, **kwargs):
 
 #----------------------------------------------------------------------------
 
+def _parse_layers(text):
+    if text is None:
+        return None
+    try:
+        out = []
+        for part in text.split(','):
+            lo, _sep, hi = part.strip().partition('-')
+            out += list(range(int(lo), int(hi or lo) + 1))
+        return out
+    except ValueError:
+        raise click.ClickException(f'--layers={text}: expected indices such as 0-2 or 0,1,5') from None
+
+@main.command()
+@click.option('--network',   help='Encoder snapshot (encoder-snapshot-*.pkl)', required=True, metavar='PKL')
+@click.option('--images',    help='Photos to invert: folder, zip or one image, at the generator\'s resolution', required=True, metavar='DIR|ZIP|PNG')
+@click.option('--outdir',    help='Where the reconstructions, dataset.json and ws.npz go', required=True, metavar='DIR')
+@click.option('--generator', help='Pair the encoder with this generator snapshot instead of its own (must match num_ws, w_dim, resolution)', metavar='PKL')
+@click.option('--device',    help='Device: auto, cpu, cuda, cuda:1, ...', default='cpu', show_default=True)
+def invert(network, images, outdir, generator, device):
+    """Reconstruct photos through the encoder and generator; save PNGs and their w+ (ws.npz)."""
+    paths, skipped = _run(invert_lib.run_invert, network, images, outdir, _run(invert_lib.resolve_device, device), generator)
+    click.echo(f'{len(paths)} reconstruction(s) in {outdir}' + (f'; skipped {len(skipped)} unreadable (skipped-images.txt)' if skipped else ''))
+
+@main.command()
+@click.option('--network',    help='Encoder snapshot', required=True, metavar='PKL')
+@click.option('--coarse',     help='Photo(s) giving the coarse ws (anatomy)', required=True, metavar='DIR|ZIP|PNG')
+@click.option('--fine',       help='Photo(s) giving the other ws (fine detail, lesions)', required=True, metavar='DIR|ZIP|PNG')
+@click.option('--outdir',     help='Where the mixes and dataset.json go (labels from --fine)', required=True, metavar='DIR')
+@click.option('--coarse-end', help='ws[0:N] from --coarse [default: the encoder\'s low-level count]', type=click.IntRange(min=1), metavar='N')
+@click.option('--device',     help='Device: auto, cpu, cuda, cuda:1, ...', default='cpu', show_default=True)
+def mix(network, coarse, fine, outdir, coarse_end, device):
+    """Style mixing in w+: every --coarse photo with every --fine photo."""
+    paths = _run(invert_lib.run_mix, network, coarse, fine, outdir, coarse_end, _run(invert_lib.resolve_device, device))
+    click.echo(f'{len(paths)} mix(es) in {outdir}')
+
+@main.command()
+@click.option('--network',  help='Encoder snapshot', required=True, metavar='PKL')
+@click.option('--images',   help='Photos to vary', required=True, metavar='DIR|ZIP|PNG')
+@click.option('--outdir',   help='Where the variants and dataset.json (source labels) go', required=True, metavar='DIR')
+@click.option('--count',    help='Variants per photo', type=click.IntRange(min=1), default=8, show_default=True)
+@click.option('--layers',   help='ws to perturb, e.g. 0-2 [default: the coarse ws, which leaves the lesion-carrying fine ws alone]', metavar='LIST')
+@click.option('--strength', help='Perturbation in units of the per-dimension std of w', type=click.FloatRange(min=0), default=1.0, show_default=True)
+@click.option('--seed',     help='Seed of the perturbations', type=click.IntRange(min=0), default=0, show_default=True)
+@click.option('--device',   help='Device: auto, cpu, cuda, cuda:1, ...', default='cpu', show_default=True)
+def vary(network, images, outdir, count, layers, strength, seed, device):
+    """Lesion-preserving variants: perturb only the chosen ws of each inverted photo."""
+    paths = _run(invert_lib.run_vary, network, images, outdir, count, _parse_layers(layers), strength, seed, _run(invert_lib.resolve_device, device))
+    click.echo(f'{len(paths)} variant(s) in {outdir}')
+
+#----------------------------------------------------------------------------
+
 if __name__ == '__main__':
     main() # pylint: disable=no-value-for-parameter
 
