@@ -13,9 +13,12 @@ import click
 import torch
 
 import dnnlib
+from fundus.fundusgan import metrics as fundusgan_metrics
 from metrics import detectors
 from metrics import metric_main
 from metrics import metric_utils
+
+fundusgan_metrics.register() # ssim_recon, lpips_recon, fid_recon, kid_recon, lesion_recall_recon.
 
 #----------------------------------------------------------------------------
 
@@ -54,7 +57,7 @@ def load_generator(network):
         data = persistence.load_network_pkl(network)
     except (OSError, ValueError) as e:
         raise CalcError(f'--network={network}: {str(e).splitlines()[0]}') from None
-    G = data.get('G_ema') or data.get('G')
+    G = fundusgan_metrics.metric_network(data) or data.get('G_ema') or data.get('G') # Encoder snapshots: E + G.
     if G is None:
         raise CalcError(f'--network={network}: the pickle holds no generator (G_ema or G)')
     return G.eval().requires_grad_(False), data.get('training_set_kwargs')
