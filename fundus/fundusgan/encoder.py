@@ -164,9 +164,10 @@ def load_backbone_weights(E, path):
     state = state.get('state_dict', state) if isinstance(state, dict) else {}
     own = E.trunk.state_dict()
     matched = {k: v for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
-    if not matched:
-        raise common.FundusGANError(f'--backbone-weights={path}: no tensor matches the {len(own)} trunk tensors '
-                                    '(a torchvision ResNet state dict of the same depth, at --width=64, is expected)')
+    needed = [k for k in own if not k.endswith('num_batches_tracked')]
+    if not all(k in matched for k in needed):
+        raise common.FundusGANError(f'--backbone-weights={path}: no tensor matches for {sum(k not in matched for k in needed)} of the '
+                                    f'{len(needed)} trunk tensors (a torchvision ResNet state dict of the same depth, at --width=64, is expected)')
     E.trunk.load_state_dict(matched, strict=False)
     return len(matched)
 
