@@ -4,13 +4,17 @@
 python -m fundus.fundusgan train  --generator=G.pkl --data=phantoms.zip --outdir=runs --arch=psp
 python -m fundus.fundusgan invert --network=runs/00000-fundusgan-psp-phantoms/encoder-snapshot-001000.pkl --images=photos/ --outdir=out
 python -m fundus.fundusgan mix    --network=ENC.pkl --coarse=a.png --fine=b.png --outdir=out
-python -m fundus.fundusgan vary   --network=ENC.pkl --images=photos/ --outdir=out --count=8 --layers=0-6
+python -m fundus.fundusgan vary   --network=ENC.pkl --images=photos/ --outdir=out --count=8 --layers=0-2
+python -m fundus.fundusgan report --run=runs/00000-fundusgan-psp-phantoms
 """
+
+import os
 
 import click
 
 from fundus.fundusgan import common
 from fundus.fundusgan import invert as invert_lib
+from fundus.fundusgan import report as report_lib
 from fundus.fundusgan import train as train_lib
 
 #----------------------------------------------------------------------------
@@ -125,6 +129,15 @@ def vary(network, images, outdir, count, layers, strength, seed, device):
     """Lesion-preserving variants: perturb only the chosen ws of each inverted photo."""
     paths = _run(invert_lib.run_vary, network, images, outdir, count, _parse_layers(layers), strength, seed, _run(invert_lib.resolve_device, device))
     click.echo(f'{len(paths)} variant(s) in {outdir}')
+
+@main.command()
+@click.option('--run', 'run_dir', help='Encoder run directory', required=True, metavar='RUN_DIR')
+@click.option('--out', help='HTML file [default: RUN_DIR/report.html]', metavar='FILE')
+def report(run_dir, out):
+    """HTML report of an encoder run: curves, reconstruction grid, validation and *_recon metric tables."""
+    if not os.path.isdir(run_dir):
+        raise click.ClickException(f'--run={run_dir}: no such folder')
+    click.echo(report_lib.write_report(run_dir, out))
 
 #----------------------------------------------------------------------------
 

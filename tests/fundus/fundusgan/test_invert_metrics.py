@@ -153,3 +153,16 @@ def test_calc_metrics_cli_scores_an_encoder_snapshot(snapshot):
     assert line['metric'] == 'ssim_recon' and line['results']['ssim_recon_num'] == 6
 
 #----------------------------------------------------------------------------
+
+def test_report_shows_curves_grid_validation_and_metrics(snapshot, tmp_path):
+    run_dir = os.path.dirname(snapshot['pkl'])
+    with open(os.path.join(run_dir, 'metric-ssim_recon.jsonl'), 'a') as f:
+        f.write(json.dumps(dict(results=dict(ssim_recon=0.4321, **{'ssim_recon_boot_p2.5': 0.41, 'ssim_recon_boot_p97.5': 0.45}),
+                                metric='ssim_recon', snapshot_pkl='encoder-snapshot-000002.pkl')) + '\n')
+    out = tmp_path / 'r.html'
+    r = CliRunner().invoke(cli.main, ['report', f'--run={run_dir}', f'--out={out}'])
+    assert r.exit_code == 0, r.output
+    html = out.read_text()
+    assert html.count('data:image/png;base64,') >= 2 and '0.4321' in html and 'w_avg image' in html
+
+#----------------------------------------------------------------------------
