@@ -79,7 +79,7 @@ def test_stronger_wreg_keeps_trained_ws_closer_to_w_avg(assets, tmp_path):
 def _train_args(assets, outdir, steps):
     return ['train', f'--generator={assets["G"]}', f'--data={assets["data"]}', f'--outdir={outdir}', f'--steps={steps}',
             '--batch=2', '--lr=1e-3', '--backbone=resnet18', '--width=8', '--fpn-channels=16', '--val=2', '--val-every=3',
-            '--snap-every=2', '--log-every=1', '--lpips=0', '--no-progress']
+            '--snap-every=2', '--log-every=1', '--lpips=0', '--lpips-net=alex', '--no-progress']
 
 def _final(run_dir):
     return torch.load(os.path.join(run_dir, train_lib.STATE_FILE), weights_only=True)
