@@ -42,3 +42,9 @@ def describe_generator(G):
                 img_channels=int(G.img_channels), w_dim=int(G.w_dim), num_ws=num_ws_of(G))
 
 #----------------------------------------------------------------------------
+
+def dataset_file(ds, idx):
+    """File name (inside the zip/folder) of item idx of a training.dataset.ImageFolderDataset."""
+    return ds._image_fnames[ds.get_details(idx).raw_idx] # No public accessor yet; one place to change.
+
+#----------------------------------------------------------------------------

@@ -2,8 +2,16 @@
 # metrics: psp = w_avg + E(x) into any of our generators (SG2, SG3-T/R, official pickles); fundusgan =
 # the dilated generator below, which also takes the encoder's pyramid.
 
+import numpy as np
+import torch
+from torch import nn
+
 from fundus.fundusgan import common
 from fundus.fundusgan import encoder as encoder_lib
+from torch_utils import misc
+from torch_utils import persistence
+from torch_utils.ops import bias_act
+from training import networks_stylegan2 as sg2
 
 #----------------------------------------------------------------------------
 
@@ -39,15 +47,6 @@ def synthesize_ws(G, ws, feats=None):
 #              level [N, F, R/8, R/8] into b{R/8}'s features (the generator starts as the plain one).
 # ws: [layer 0, then 2 per block (the ToRGB w shared with the next conv0, as SG2), the last ToRGB,
 #      one per post layer, the post ToRGB].
-
-import numpy as np
-import torch
-from torch import nn
-
-from torch_utils import misc
-from torch_utils import persistence
-from torch_utils.ops import bias_act
-from training import networks_stylegan2 as sg2
 
 SKIPS = ('delta', 'none')
 

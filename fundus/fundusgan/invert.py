@@ -19,6 +19,7 @@ import dnnlib
 from fundus.fundusgan import common
 from fundus.fundusgan import encoder as encoder_lib
 from fundus.fundusgan import generator as generator_lib
+from fundus.fundusgan import train as train_lib
 from torch_utils import device as device_lib
 from torch_utils import persistence
 from training import generate
@@ -45,7 +46,6 @@ def load_encoder_snapshot(path, device='cpu', generator=None):
         raise common.FundusGANError(f'--network={path}: not an encoder snapshot (no E and G; made by python -m fundus.fundusgan train?)')
     E, G = data['E'], data['G']
     if generator is not None:
-        from fundus.fundusgan import train as train_lib # Lazy: train imports this module.
         G = train_lib.load_base_generator(generator, device)
     encoder_lib.check_pairing(E, G, f'--network={path}')
     common.w_avg_of(G, f'--network={path}')

@@ -6,9 +6,10 @@
 # The optional adversarial term (off by default) is the non-saturating generator loss against our
 # StyleGAN2 discriminator; the paper does not say whether it has one (docs/fundusgan.md).
 
-import dnnlib
 import torch
 from torch.nn import functional as F
+
+import dnnlib
 
 #----------------------------------------------------------------------------
 

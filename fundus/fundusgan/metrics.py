@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from fundus.data import phantom
+from fundus.fundusgan import common
 from fundus.fundusgan import generator as generator_lib
 from fundus.fundusgan import paired
 from metrics import bootstrap
@@ -166,7 +167,7 @@ def lesion_recall_recon(opts):
     counts = {}
     for real, fake, idx, ds in iterate_recon_pairs(opts):
         for k, i in enumerate(idx):
-            for lesion in table.get(ds._image_fnames[ds._items[i].raw], []):
+            for lesion in table.get(common.dataset_file(ds, i), []):
                 visible, present = lesion_present(real[k].cpu().numpy().astype(np.float64), fake[k].cpu().numpy().astype(np.float64), lesion)
                 c = counts.setdefault(lesion['type'], [0, 0, 0]) # visible, present, invisible
                 c[0] += visible

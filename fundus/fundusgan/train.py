@@ -28,6 +28,7 @@ from fundus.fundusgan import paired
 from torch_utils import persistence
 from training import dataset as dataset_lib
 from training import generate
+from training import networks_stylegan2
 
 STATE_FILE = 'training-state.pt'
 ARCHS = ('psp', 'fundusgan')
@@ -71,7 +72,7 @@ def open_dataset(path, resolution):
             ds[i]
             good.append(i)
         except dataset_lib.DatasetError as e:
-            skipped.append((ds._image_fnames[ds._items[i].raw], str(e).splitlines()[0]))
+            skipped.append((common.dataset_file(ds, i), str(e).splitlines()[0]))
     if not good:
         raise common.FundusGANError(f'--data={path}: none of the {len(ds)} images could be read')
     return ds, good, skipped
@@ -129,7 +130,6 @@ def build_networks(opts, G_base):
     return E.train(), G
 
 def build_discriminator(G, seed):
-    from training import networks_stylegan2 # Only with --adv > 0.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed + 1)
         return networks_stylegan2.Discriminator(c_dim=0, img_resolution=G.img_resolution, img_channels=G.img_channels,

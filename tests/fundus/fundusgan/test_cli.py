@@ -50,3 +50,13 @@ def test_train_g_fine_tunes_the_generator(tmp_path):
     assert torch.equal(w_avg, run.G.mapping.w_avg) # The mapping (and w_avg) stay fixed.
 
 #----------------------------------------------------------------------------
+
+def test_adversarial_term_trains_a_discriminator(tmp_path):
+    G = helpers.generator_pkl(tmp_path / 'g.pkl', 'sg2', 32)
+    data = helpers.phantom_zip(tmp_path / 'ph.zip', 6, 32)
+    run = train_lib.Run(helpers.tiny_options(G, data, lpips=0.0, adv=0.1), str(tmp_path), progress=False)
+    before = {k: v.clone() for k, v in run.D.state_dict().items()}
+    terms = train_lib.train_step(run)
+    assert terms['loss/adv'] > 0 and terms['loss/d'] > 0
+    assert any(not torch.equal(before[k], v) for k, v in run.D.state_dict().items())
+    assert run.state()['opt_D'] is not None
