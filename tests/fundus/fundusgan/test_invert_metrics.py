@@ -166,3 +166,14 @@ def test_report_shows_curves_grid_validation_and_metrics(snapshot, tmp_path):
     assert html.count('data:image/png;base64,') >= 2 and '0.4321' in html and 'w_avg image' in html
 
 #----------------------------------------------------------------------------
+
+def test_invert_skips_and_lists_a_corrupt_image(snapshot, tmp_path):
+    src = tmp_path / 'src'
+    src.mkdir()
+    import PIL.Image
+    PIL.Image.fromarray(np.zeros([32, 32, 3], dtype=np.uint8)).save(src / 'a.png')
+    (src / 'b.png').write_bytes(b'\x89PNG broken')
+    r = CliRunner().invoke(cli.main, ['invert', f'--network={snapshot["pkl"]}', f'--images={src}', f'--outdir={tmp_path / "o"}'])
+    assert r.exit_code == 0, r.output
+    assert 'skipped 1' in r.output and open(tmp_path / 'o' / 'skipped-images.txt').read().startswith('b.png\t')
+    assert sorted(os.listdir(tmp_path / 'o')) == ['a.png', 'dataset.json', 'skipped-images.txt', 'ws.npz']
