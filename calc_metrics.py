@@ -8,9 +8,12 @@ memorization. Details: docs/metrics.md.
 
 import click
 
+from fundus.fundusgan import metrics as fundusgan_metrics
 from metrics import calc
 from metrics.errors import DetectorError, MetricError
 from torch_utils.device import DeviceError, resolve_device
+
+fundusgan_metrics.register() # ssim_recon, lpips_recon, fid_recon, kid_recon, lesion_recall_recon.
 
 #----------------------------------------------------------------------------
 
@@ -52,7 +55,8 @@ def calc_metrics(network, metrics, data, mirror, gpus, verbose, seed, images, bo
         if gpus > 1:
             raise MetricError(f'--gpus={gpus}: calc_metrics.py runs one process for now; the metrics library supports num_gpus > 1 '
                               'inside an initialised torch.distributed group (the training loop uses that)')
-        calc.calc_all(metric_list, network, data, mirror, gpus, verbose, seed, images, bootstrap, out, paths, device)
+        calc.calc_all(metric_list, network, data, mirror, gpus, verbose, seed, images, bootstrap, out, paths, device,
+                      adapters=(fundusgan_metrics.metric_network,))
     except (MetricError, DetectorError, DeviceError) as e:
         raise click.ClickException(str(e)) from None
     except ValueError as e: # Dataset errors (training.dataset.DatasetError) and bad pickles.

@@ -34,12 +34,15 @@ def parse_detector_paths(values):
 
 #----------------------------------------------------------------------------
 
-def load_generator(network):
+def load_generator(network, adapters=()):
+    """(network to score, training_set_kwargs) of a snapshot. Each adapter maps the snapshot dict to the network
+    the metrics get, or None; the first that answers wins (e.g. an encoder snapshot's E + G), else G_ema or G."""
     try:
         data = persistence.load_network_pkl(network)
     except (OSError, ValueError) as e:
         raise MetricError(f'--network={network}: {str(e).splitlines()[0]}') from None
-    G = data.get('G_ema') or data.get('G')
+    G = next((net for net in (adapt(data) for adapt in adapters) if net is not None), None)
+    G = G or data.get('G_ema') or data.get('G')
     if G is None:
         raise MetricError(f'--network={network}: the pickle holds no generator (G_ema or G)')
     return G.eval().requires_grad_(False), data.get('training_set_kwargs')
@@ -81,9 +84,9 @@ def run_dir_of(network):
 
 #----------------------------------------------------------------------------
 
-def calc_all(metrics, network, data, mirror, gpus, verbose, seed, images, bootstrap, out, detector_paths, device):
+def calc_all(metrics, network, data, mirror, gpus, verbose, seed, images, bootstrap, out, detector_paths, device, adapters=()):
     """Run every metric on one process; returns {metric: result dict}."""
-    G, training_set_kwargs = load_generator(network) if network is not None else (None, None)
+    G, training_set_kwargs = load_generator(network, adapters) if network is not None else (None, None)
     if G is not None:
         G = G.to(device)
     gen_kwargs = None

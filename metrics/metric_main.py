@@ -69,11 +69,11 @@ def register_family(family, pattern, examples, values=('',), counts=(), interval
         return fn
     return decorator
 
-def register_metric(name, family=None, values=('',), counts=()):
+def register_metric(name, family=None, values=('',), counts=(), interval=False):
     """Decorator: register fn(opts) -> results under one exact metric name (its family defaults to the name)."""
     def decorator(fn):
         _families.append(Family(family or name, re.compile(re.escape(name)), lambda opts, _match: fn(opts), (name,),
-                                tuple(values), tuple(counts), literal=True))
+                                tuple(values), tuple(counts), interval, literal=True))
         return fn
     return decorator
 

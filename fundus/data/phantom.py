@@ -22,6 +22,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 FOV_RADIUS = 0.96
 LESION_TYPES = ('microaneurysms', 'haemorrhages', 'hard_exudates', 'cotton_wool_spots', 'neovascularisation')
+LESION_KINDS = ('microaneurysm', 'haemorrhage', 'hard_exudate', 'cotton_wool_spot', 'neovascularisation') # 'type' of one lesion record.
 
 # Inclusive count ranges per grade; the ground truth of every phantom lies inside its row.
 LESION_RANGES = {
