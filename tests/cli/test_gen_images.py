@@ -34,7 +34,15 @@ def snapshots(tmp_path_factory):
         sg3_cond=_save_snapshot(folder / 'sg3c.pkl', tiny_configs.build(tiny_configs.sg3_generator_kwargs(), c_dim=5)),
         sg3_gray=_save_snapshot(folder / 'sg3g.pkl', tiny_configs.build(tiny_configs.sg3_generator_kwargs(), img_channels=1)),
         sg2=_save_snapshot(folder / 'sg2.pkl', tiny_configs.build(tiny_configs.sg2_generator_kwargs())),
+        sg2_noisy=_save_snapshot(folder / 'sg2n.pkl', _with_noise(tiny_configs.build(tiny_configs.sg2_generator_kwargs()))),
     )
+
+def _with_noise(G):
+    # Freshly built SG2 layers have noise_strength 0, so noise would change nothing; give every layer some.
+    for name, param in G.named_parameters():
+        if name.endswith('noise_strength'):
+            param.data.fill_(0.5)
+    return G
 
 def reference_images(pkl, seeds, class_idx=None):
     """Upstream's recipe written out independently: z from RandomState(seed), one forward per seed."""
@@ -159,13 +167,15 @@ def test_translate_moves_the_picture(snapshots, tmp_path):
 
 def test_noise_mode_random_is_reproducible_per_seed(snapshots, tmp_path):
     runs = []
-    for batch, seeds in [(1, '0-2'), (3, '2,1,0')]:
-        outdir = tmp_path / f'r{batch}'
-        result = run_cli([f'--network={snapshots["sg2"]}', f'--seeds={seeds}', f'--outdir={outdir}', '--noise-mode=random', f'--batch={batch}'])
+    for mode, batch, seeds in [('random', 1, '0-2'), ('random', 3, '2,1,0'), ('const', 1, '0-2')]:
+        outdir = tmp_path / f'{mode}{batch}'
+        result = run_cli([f'--network={snapshots["sg2_noisy"]}', f'--seeds={seeds}', f'--outdir={outdir}', f'--noise-mode={mode}', f'--batch={batch}'])
         assert result.exit_code == 0, result.output
         runs.append(read_pngs(outdir, [0, 1, 2]))
-    for a, b in zip(*runs):
+    for a, b in zip(runs[0], runs[1]):
         assert_close_uint8(a, b) # Batch 1 vs 3: other float rounding can flip a uint8 step; other noise would change many pixels.
+    for a, c in zip(runs[0], runs[2]):
+        assert np.abs(a.astype(int) - c.astype(int)).mean() > 1 # The noise is live: random differs from const.
 
 def test_official_layout_pickle_renders_the_same_pictures(tmp_path):
     # An official-layout snapshot (NVIDIA's persistence records with embedded module source) of a network
