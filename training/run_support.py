@@ -9,7 +9,7 @@
 #                 save_state(); break
 #             ...
 #             logger.echo(f'step {step} loss {loss:.4f}')           # stdout + log.txt
-#             logger.log({'Loss/total': loss}, step_kimg=cur_nimg / 1000)   # stats.jsonl + TensorBoard
+#             logger.log({'Loss/total': loss}, step=cur_nimg // 1000)       # stats.jsonl + TensorBoard
 #
 # The stats.jsonl format is NVIDIA's: one JSON object per line, {name: {num, mean, std}, ..., timestamp};
 # training/run_dir.py reads it back. Only the process with enabled=True (rank 0) writes anything.
@@ -29,14 +29,14 @@ from torch_utils import distributed
 # Logging: stdout + log.txt, stats.jsonl, TensorBoard (when torch.utils.tensorboard imports).
 
 class RunLogger:
-    def __init__(self, run_dir, enabled=True, tensorboard=True):
+    def __init__(self, run_dir, enabled=True, tensorboard=True, purge_step=None):
         self.run_dir = run_dir      # Folder of log.txt, stats.jsonl and tfevents files.
         self.enabled = enabled      # False: every call is a no-op (ranks other than 0).
         self.tb = None
         if self.enabled and tensorboard:
             try: # TensorBoard is optional: its writer needs the tensorboard package.
                 from torch.utils.tensorboard import SummaryWriter
-                self.tb = SummaryWriter(run_dir)
+                self.tb = SummaryWriter(run_dir, purge_step=purge_step) # purge_step: a resumed run drops later events.
             except ImportError as e:
                 self.echo(f'Skipping tfevents export: {e}')
 
@@ -48,19 +48,21 @@ class RunLogger:
         with open(os.path.join(self.run_dir, 'log.txt'), 'a') as f:
             f.write(msg + '\n')
 
-    def log(self, values, step_kimg=0, timestamp=None):
-        """Append one stats.jsonl line and the TensorBoard scalars at step `step_kimg`.
+    def log(self, values, step=0, timestamp=None, file='stats.jsonl', fields=None):
+        """Append one JSON line to run_dir/`file` and the TensorBoard scalars at `step`.
 
         values: {name: number or {num, mean, std}} (training_stats.Collector.as_dict() gives the latter).
+        step:   TensorBoard step: kimg for the GAN loop, optimiser steps for the encoder trainer.
+        fields: extra non-scalar entries written first in the line (e.g. {'step': 120}); not sent to TensorBoard.
         """
         if not self.enabled:
             return
-        entry = dict(values, timestamp=time.time() if timestamp is None else timestamp)
-        with open(os.path.join(self.run_dir, 'stats.jsonl'), 'a') as f:
+        entry = dict(fields or {}, **values, timestamp=time.time() if timestamp is None else timestamp)
+        with open(os.path.join(self.run_dir, file), 'a') as f:
             f.write(json.dumps(entry) + '\n')
         if self.tb is not None:
             for name, value in values.items():
-                self.tb.add_scalar(name, value['mean'] if isinstance(value, dict) else value, global_step=int(step_kimg))
+                self.tb.add_scalar(name, value['mean'] if isinstance(value, dict) else value, global_step=int(step))
             self.tb.flush()
 
     def close(self):

@@ -583,7 +583,7 @@ def _maintenance(s, stats, clock, tick_terms, tick_end, done, result, logger):
             write_network_snapshot(result.snapshot_pkl, s.G, s.D, s.G_ema, s.augment_pipe, c.training_set_kwargs)
         _evaluate_metrics(s, result.snapshot_pkl)
     stats.update()
-    logger.log(stats.as_dict(), step_kimg=progress['cur_nimg'] / 1e3, timestamp=time.time())
+    logger.log(stats.as_dict(), step=progress['cur_nimg'] / 1e3, timestamp=time.time())
     if c.progress_fn is not None:
         c.progress_fn(progress['cur_nimg'], c.total_kimg * 1000)
     if c.tick_fn is not None:

@@ -12,8 +12,6 @@ import copy
 import io
 import json
 import os
-import re
-import time
 
 import numpy as np
 import torch
@@ -28,7 +26,9 @@ from fundus.fundusgan import paired
 from torch_utils import persistence
 from training import dataset as dataset_lib
 from training import generate
+from training import launch
 from training import networks_stylegan2
+from training import run_support
 
 STATE_FILE = 'training-state.pt'
 ARCHS = ('psp', 'fundusgan')
@@ -239,10 +239,6 @@ def _atomic_torch_save(path, obj):
     torch.save(obj, buf)
     dnnlib.atomic_write(path, lambda f: f.write(buf.getvalue()))
 
-def _append_jsonl(path, record):
-    with open(path, 'a', encoding='utf-8') as f:
-        f.write(json.dumps(record) + '\n')
-
 def _truncate_jsonl(path, max_step):
     # Drop lines logged after the state we resume from (the killed run wrote them, the resumed run repeats them).
     if not os.path.isfile(path):
@@ -264,10 +260,9 @@ def save_snapshot(run):
     return path
 
 def new_run_dir(outdir, arch, data):
-    os.makedirs(outdir, exist_ok=True)
-    ids = [int(m.group(1)) for m in (re.match(r'^(\d+)-', d) for d in os.listdir(outdir)) if m]
+    """outdir/<next free number>-fundusgan-<arch>-<dataset name>, numbered like train.py's run directories."""
     name = os.path.splitext(os.path.basename(os.path.normpath(data)))[0]
-    return os.path.join(outdir, f'{max(ids, default=-1) + 1:05d}-fundusgan-{arch}-{name}')
+    return launch.next_run_dir(outdir, f'fundusgan-{arch}-{name}')
 
 def read_run_options(run_dir):
     path = os.path.join(run_dir, 'training_options.json')
@@ -278,31 +273,10 @@ def read_run_options(run_dir):
 
 #----------------------------------------------------------------------------
 
-class _Logger:
-    """stats.jsonl / validation.jsonl and TensorBoard (when installed) for one run."""
-
-    def __init__(self, run_dir, start_step):
-        self.run_dir = run_dir
-        try:
-            from torch.utils import tensorboard # Optional: runs without the tensorboard package.
-            self.tb = tensorboard.SummaryWriter(run_dir, purge_step=start_step)
-        except ImportError:
-            self.tb = None
-
-    def log(self, name, step, values):
-        _append_jsonl(os.path.join(self.run_dir, name), dict(step=step, timestamp=time.time(), **values))
-        if self.tb is not None:
-            for key, value in values.items():
-                self.tb.add_scalar(key, value, global_step=step)
-
-    def close(self):
-        if self.tb is not None:
-            self.tb.close()
-
 def _validate(run, logger):
     if run.val_idx:
         res = evaluate(run.E, run.G, run.ds, run.val_idx, run.lpips_fn, run.device)
-        logger.log('validation.jsonl', run.step, {f'val/{k}': v for k, v in res.items()})
+        logger.log({f'val/{k}': v for k, v in res.items()}, step=run.step, file='validation.jsonl', fields=dict(step=run.step))
     grid = recon_grid(run, run.opts.grid_rows)
     generate.save_png(os.path.join(run.run_dir, f'recon-{run.step:06d}.png'), grid)
 
@@ -328,7 +302,7 @@ def training_loop(opts=None, run_dir=None, resume=None, progress=True):
             text = ''.join(f'{name}\t{reason}\n' for name, reason in run.skipped)
             dnnlib.atomic_write(os.path.join(run_dir, 'skipped-images.txt'), lambda f: f.write(text), mode='w')
             print(f'skipped {len(run.skipped)} unreadable image(s), listed in {os.path.join(run_dir, "skipped-images.txt")}')
-    logger = _Logger(run_dir, run.step)
+    logger = run_support.RunLogger(run_dir, purge_step=run.step)
     try:
         if run.step == 0:
             _validate(run, logger)
@@ -338,7 +312,7 @@ def training_loop(opts=None, run_dir=None, resume=None, progress=True):
             terms = train_step(run)
             bar.update(1)
             if run.step % opts.log_every == 0 or run.step == opts.steps:
-                logger.log('stats.jsonl', run.step, terms)
+                logger.log(terms, step=run.step, fields=dict(step=run.step))
             if run.step % opts.val_every == 0 or run.step == opts.steps:
                 _validate(run, logger)
             if run.step % opts.snap_every == 0 or run.step == opts.steps:

@@ -14,11 +14,14 @@ from training import run_support
 def test_run_logger_writes_log_and_stats_lines_only_when_enabled(tmp_path, capsys):
     with run_support.RunLogger(str(tmp_path), tensorboard=False) as logger:
         logger.echo('tick 0')
-        logger.log({'Loss/G': dict(num=2, mean=0.5, std=0.1), 'lr': 0.002}, step_kimg=1, timestamp=12.5)
+        logger.log({'Loss/G': dict(num=2, mean=0.5, std=0.1), 'lr': 0.002}, step=1, timestamp=12.5)
     assert capsys.readouterr().out == 'tick 0\n'
     assert (tmp_path / 'log.txt').read_text() == 'tick 0\n'
     lines = (tmp_path / 'stats.jsonl').read_text().splitlines()
     assert [json.loads(line) for line in lines] == [{'Loss/G': dict(num=2, mean=0.5, std=0.1), 'lr': 0.002, 'timestamp': 12.5}]
+    with run_support.RunLogger(str(tmp_path), tensorboard=False) as logger:  # Another file, extra fields first.
+        logger.log({'val/ssim': 0.5}, step=7, timestamp=1.0, file='validation.jsonl', fields=dict(step=7))
+    assert (tmp_path / 'validation.jsonl').read_text() == '{"step": 7, "val/ssim": 0.5, "timestamp": 1.0}\n'
     other = tmp_path / 'rank1'
     other.mkdir()
     quiet = run_support.RunLogger(str(other), enabled=False)
