@@ -3,56 +3,46 @@
 # metrics computed by calc_metrics.py (metric-*_recon.jsonl in the run directory).
 
 import glob
-import json
 import os
 
 from fundus.report import media
 from fundus.report import page
+from fundus.report import plots
+from metrics import bootstrap
+from training import run_dir as run_dir_lib
 
 #----------------------------------------------------------------------------
 
-def _read_jsonl(path, problems):
-    rows = []
-    if not os.path.isfile(path):
-        return rows
-    for n, line in enumerate(open(path, encoding='utf-8'), 1):
-        try:
-            rows.append(json.loads(line))
-        except ValueError:
-            problems.append(f'{os.path.basename(path)} line {n}: not JSON')
-    return rows
+def _series(rows, keys):
+    # [(key, steps, values)] of the keys present in the rows (stats.jsonl / validation.jsonl lines carry 'step').
+    out = []
+    for key in keys:
+        pts = [(r['step'], r[key]) for r in rows if key in r and 'step' in r]
+        if pts:
+            out.append((key, *map(list, zip(*pts))))
+    return out
 
 def _curves(stats, val):
-    from matplotlib.figure import Figure # Optional at import time: only the report needs matplotlib.
-    fig = Figure(figsize=(11, 3.4))
-    panels = [('training loss', stats, ['loss/total', 'loss/l2', 'loss/lpips']), ('validation', val, ['val/ssim', 'val/lpips', 'val/l2'])]
-    for i, (title, rows, keys) in enumerate(panels):
-        ax = fig.add_subplot(1, 2, i + 1)
-        for key in keys:
-            pts = [(r['step'], r[key]) for r in rows if key in r]
-            if pts:
-                ax.plot(*zip(*pts), marker='.' if len(pts) < 30 else None, label=key)
-        ax.set_title(title)
-        ax.set_xlabel('step')
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    return media.png_data_uri(media.figure_png(fig))
+    panels = [plots.Panel(_series(stats, ['loss/total', 'loss/l2', 'loss/lpips']), 'training loss', 'step'),
+              plots.Panel(_series(val, ['val/ssim', 'val/lpips', 'val/l2']), 'validation', 'step')]
+    return plots.panels_plot([p for p in panels if p.series], panel_size=(5.5, 3.4))
 
 def _metric_table(run_dir, problems):
+    low, high = bootstrap.INTERVAL_SUFFIXES['low'], bootstrap.INTERVAL_SUFFIXES['high']
     rows = []
-    for path in sorted(glob.glob(os.path.join(run_dir, 'metric-*_recon.jsonl'))):
-        for rec in _read_jsonl(path, problems):
-            name = rec.get('metric')
-            res = rec.get('results', {})
-            rows.append([name, rec.get('snapshot_pkl'), res.get(name), res.get(f'{name}_boot_p2.5'), res.get(f'{name}_boot_p97.5')])
+    for name, records in run_dir_lib.read_metric_files(run_dir, problems).items():
+        if not name.endswith('_recon'):
+            continue
+        for rec in records:
+            res = rec['results']
+            rows.append([name, rec.get('snapshot_pkl'), res.get(name), res.get(name + low), res.get(name + high)])
     return rows
 
 def report_section(run_dir, problems=None):
     """A page.Section for one encoder run directory."""
     problems = [] if problems is None else problems
-    stats = _read_jsonl(os.path.join(run_dir, 'stats.jsonl'), problems)
-    val = _read_jsonl(os.path.join(run_dir, 'validation.jsonl'), problems)
+    stats = run_dir_lib.read_stats(run_dir, problems)
+    val = run_dir_lib.read_jsonl(os.path.join(run_dir, 'validation.jsonl'), problems)
     blocks = []
     if stats or val:
         blocks.append(page.Image(_curves(stats, val), 'training loss and validation curves against step'))
