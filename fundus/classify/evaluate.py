@@ -41,16 +41,24 @@ def per_seed(y, probs_by_seed, num_classes):
     out['macro_auc'], out['referable_auc'] = aucs[:, 0], aucs[:, 1]
     return out
 
+def _boot_aucs(y, probs, weights):
+    # Macro one-vs-rest AUC (over grades present in y) and referable AUC of every resample: [B, 2].
+    present = np.unique(y)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', RuntimeWarning)
+        macro = np.nanmean(np.stack([stats.weighted_auc(y == k, probs[:, k], weights) for k in present]), axis=0)
+    ref = stats.weighted_auc(y >= 2, stats.referable_scores(probs), weights)
+    return np.stack([macro, ref], axis=1)
+
 def bootstrap(y, groups, probs_by_seed, num_classes, n_boot, seed):
     """Bootstrap distributions of the seed-mean metrics: {metric: [B]} (sensitivity/specificity [B, K])."""
     cm_runs = [_cm_metrics(stats.boot_confusions(y, p.argmax(1), groups, num_classes, n_boot, seed)) for p in probs_by_seed]
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', RuntimeWarning)                     # A grade absent from a resample: NaN.
         out = {k: np.nanmean(np.stack([r[k] for r in cm_runs]), axis=0) for k in cm_runs[0]}
-    auc = np.full((n_boot, len(probs_by_seed), 2), np.nan)
-    for b, idx in enumerate(stats.boot_resamples(groups, n_boot, seed)):
-        for s, p in enumerate(probs_by_seed):
-            auc[b, s] = _auc_metrics(y[idx], p[idx])
+    counts, inverse = stats.patient_weights(groups, n_boot, seed)
+    weights = counts[:, inverse]                                            # [B, N] copies of each image
+    auc = np.stack([_boot_aucs(y, p, weights) for p in probs_by_seed], axis=1)  # [B, S, 2]
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', RuntimeWarning)
         mean_auc = np.nanmean(auc, axis=1)

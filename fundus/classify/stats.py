@@ -230,3 +230,23 @@ def paired_boot_p(diffs):
     return float(min(1.0, 2 * min((d <= 0).mean(), (d >= 0).mean())))
 
 #----------------------------------------------------------------------------
+
+def weighted_auc(y_true, scores, weights):
+    """AUCs of B weighted copies of one sample: weights [B, N] (e.g. patient-bootstrap counts per image) -> [B].
+    Equals the AUC of the sample in which image i appears weights[b, i] times (ties count one half); NaN where
+    a copy has no positive or no negative."""
+    y = np.asarray(y_true, bool).ravel()
+    s = np.asarray(scores, np.float64).ravel()
+    w = np.atleast_2d(np.asarray(weights, np.float64))
+    order = np.argsort(s, kind='stable')
+    s, y, w = s[order], y[order], w[:, order]
+    starts = np.r_[0, np.flatnonzero(np.diff(s)) + 1]                       # First index of each tied block.
+    pos = np.add.reduceat(w * y, starts, axis=1)                             # [B, G]
+    neg = np.add.reduceat(w * ~y, starts, axis=1)
+    below = np.cumsum(neg, axis=1) - neg                                     # Negative weight strictly below.
+    num = (pos * (below + 0.5 * neg)).sum(axis=1)
+    den = pos.sum(axis=1) * neg.sum(axis=1)
+    with np.errstate(invalid='ignore', divide='ignore'):
+        return np.where(den > 0, num / den, np.nan)
+
+#----------------------------------------------------------------------------

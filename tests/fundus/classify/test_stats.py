@@ -105,6 +105,15 @@ def test_boot_confusions_equal_explicit_resamples():
     for cm, idx in zip(cms, stats.boot_resamples(groups, n_boot=7, seed=11)):
         np.testing.assert_array_equal(cm, stats.confusion(y[idx], pred[idx], 5))
 
+def test_weighted_auc_equals_auc_of_resamples():
+    y, _, probs = _graded(6, n=90)
+    scores = np.round(probs[:, 2:].sum(1), 1)                               # Ties on purpose.
+    groups = np.arange(90) // 2
+    counts, inverse = stats.patient_weights(groups, 6, seed=4)
+    got = stats.weighted_auc(y >= 2, scores, counts[:, inverse])
+    for g, idx in zip(got, stats.boot_resamples(groups, n_boot=6, seed=4)):
+        assert abs(g - skm.roc_auc_score(y[idx] >= 2, scores[idx])) < 1e-12
+
 def test_paired_boot_p():
     assert stats.paired_boot_p([0.1, 0.2, 0.3]) == 0.0
     assert stats.paired_boot_p([-1, 1, -1, 1]) == 1.0
