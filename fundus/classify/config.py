@@ -29,7 +29,6 @@ DEFAULTS = dict(
     data        = None,         # {train, val, test} zips, or {zip, split: {val, test, seed}}.
     external    = None,         # Optional external test zip.
     patients    = None,         # Optional CSV (image, patient) for every zip.
-    naming      = 'auto',       # How patient ids follow from file names (see data.patient_of).
     gan_train   = None,         # The GAN's training zip (else read from each snapshot's training_set_kwargs).
     sources     = {},           # name -> {kind, path | paths, ...}
     conditions  = None,         # [{kind, source?, per_grade? | ratio?, name?}]
