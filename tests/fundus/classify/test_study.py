@@ -130,3 +130,17 @@ def test_resume_after_kill_gives_same_study_json(phantom_dir, tmp_path):
     assert open(os.path.join(killed, 'study.json')).read() == open(os.path.join(ref, 'study.json')).read()
 
 #----------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_torchrun_two_ranks_share_the_store(phantom_dir, tmp_path):
+    path = write_study(phantom_dir, file='ranks.json', conditions=['real', dict(kind='real+synthetic', source='phantom', per_grade=4)])
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=ROOT)
+    out, ref = str(tmp_path / 'ranks'), str(tmp_path / 'one')
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2', '--master_port=29571', '-m', 'fundus.classify', 'run',
+           path, f'--outdir={out}', '--device=cpu', '--no-progress']
+    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, timeout=600)
+    assert r.returncode == 0, r.stderr.decode()[-2000:]
+    assert CliRunner().invoke(cli, ['run', path, f'--outdir={ref}', '--device=cpu', '--no-progress']).exit_code == 0
+    assert open(os.path.join(out, 'study.json')).read() == open(os.path.join(ref, 'study.json')).read()
+
+#----------------------------------------------------------------------------
