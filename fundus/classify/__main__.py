@@ -7,6 +7,7 @@ import sys
 import click
 
 from torch_utils import device as device_utils
+from torch_utils import distributed
 from training import generate
 from fundus.data import labels as fundus_labels
 from fundus.classify import config as cconfig
@@ -86,6 +87,7 @@ def run(study_file, outdir, dry_run, device, train, val, test, zip_, conditions,
         else:
             raise ClassifyError('give STUDY.json, or --train/--val/--test (or --zip)')
         path = outputs.run(study, outdir, dry_run=dry_run, device=device, progress=progress)
+        distributed.shutdown()
         if path:
             click.echo(f'wrote {path}')
     except _ERRORS as e:

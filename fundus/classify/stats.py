@@ -222,14 +222,14 @@ def boot_resamples(groups, n_boot=1000, seed=0):
         yield np.concatenate([np.repeat(members[p], row[p]) for p in np.flatnonzero(row)])
 
 def paired_boot_p(diffs):
-    """Two-sided bootstrap p-value of a paired difference: twice the smaller tail share at zero (<= 1)."""
+    """Two-sided bootstrap p-value of a paired difference at zero: 2 (1 + k) / (1 + B), k the smaller tail count
+    (the +1 keeps p above 0 with finitely many resamples), capped at 1."""
     d = np.asarray(diffs, np.float64)
     d = d[np.isfinite(d)]
     if d.size == 0:
         return float('nan')
-    return float(min(1.0, 2 * min((d <= 0).mean(), (d >= 0).mean())))
-
-#----------------------------------------------------------------------------
+    k = min(int((d <= 0).sum()), int((d >= 0).sum()))
+    return float(min(1.0, 2 * (1 + k) / (1 + d.size)))
 
 def weighted_auc(y_true, scores, weights):
     """AUCs of B weighted copies of one sample: weights [B, N] (e.g. patient-bootstrap counts per image) -> [B].

@@ -115,7 +115,8 @@ def test_weighted_auc_equals_auc_of_resamples():
         assert abs(g - skm.roc_auc_score(y[idx] >= 2, scores[idx])) < 1e-12
 
 def test_paired_boot_p():
-    assert stats.paired_boot_p([0.1, 0.2, 0.3]) == 0.0
+    assert stats.paired_boot_p([0.1, 0.2, 0.3]) == 0.5                     # 2 (1 + 0) / (1 + 3)
+    assert abs(stats.paired_boot_p(np.r_[np.ones(998), -np.ones(1)]) - 2 * 2 / 1000) < 1e-15
     assert stats.paired_boot_p([-1, 1, -1, 1]) == 1.0
 
 def test_bad_input():
