@@ -70,7 +70,7 @@ def load_weights(net, path):
 
 #----------------------------------------------------------------------------
 # Classic augmentation for fundus photographs: flips, any rotation (the field of view is a circle), and mild
-# brightness/contrast/saturation jitter. Random numbers come from the caller's generator.
+# brightness (multiplicative, so the black surround stays black), contrast and saturation jitter. Random numbers come from the caller's generator.
 
 def classic_augment(x, gen):
     """x: float [N, 3, H, W] in [-1, 1] -> augmented copy."""
@@ -83,12 +83,14 @@ def classic_augment(x, gen):
     theta = torch.stack([torch.stack([cos, -sin, torch.zeros(n)], 1), torch.stack([sin, cos, torch.zeros(n)], 1)], 1)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     x = F.grid_sample(x + 1, grid, mode='bilinear', padding_mode='zeros', align_corners=False) - 1 # Black outside.
-    bright = (r[:, 3] - 0.5) * 0.4                                           # +-0.2
-    contrast = 1 + (r[:, 4] - 0.5) * 0.4                                     # 0.8 .. 1.2
+    bright = 1 + (r[:, 3] - 0.5) * 0.4                                       # x0.8 .. 1.2 of the intensity: black stays black
+    contrast = 1 + (r[:, 4] - 0.5) * 0.4                                     # 0.8 .. 1.2 about the image mean
     sat = 1 + (r[:, 5] - 0.5) * 0.3                                          # 0.85 .. 1.15
     gray = x.mean(dim=1, keepdim=True)
     x = gray + (x - gray) * sat[:, None, None, None]
-    x = x * contrast[:, None, None, None] + bright[:, None, None, None]
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = mean + (x - mean) * contrast[:, None, None, None]
+    x = (x + 1) * bright[:, None, None, None] - 1
     return x.clamp(-1, 1)
 
 #----------------------------------------------------------------------------
