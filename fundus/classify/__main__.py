@@ -29,7 +29,8 @@ def cli():
     validation and test sets only, with paired statistics. See docs/classify.md."""
 
 def _from_options(train, val, test, zip_, conditions, source, seeds, arch, steps, resolution):
-    raw = dict(data=dict(zip=zip_) if zip_ else dict(train=train, val=val, test=test))
+    sets = {k: v for k, v in dict(train=train, val=val, test=test).items() if v is not None}
+    raw = dict(data=dict(zip=zip_) if zip_ else sets)
     if conditions:
         raw['conditions'] = json.loads(conditions) if conditions.strip().startswith('[') else [c.strip() for c in conditions.split(',')]
     if source:

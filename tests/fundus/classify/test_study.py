@@ -81,6 +81,19 @@ def test_store_of_another_definition_is_refused(finished, phantom_dir):
     assert res.exit_code == 1 and 'holds cells of a different study definition' in res.output
     assert res.output.count('\n') == 1
 
+def test_study_from_options_dry_run(phantom_dir, tmp_path):
+    z = lambda n: os.path.join(phantom_dir, n)
+    res = CliRunner().invoke(cli, ['run', f'--train={z("train.zip")}', f'--val={z("val.zip")}', f'--test={z("test.zip")}',
+                                   f'--source=ph=folder:{z("phantom-source")}', '--conditions=["real+classic",{"kind":"real+synthetic","source":"ph","ratio":[1,2]}]',
+                                   '--seeds=3', '--arch=tiny', '--resolution=16', f'--outdir={tmp_path}', '--dry-run', '--no-progress'])
+    assert res.exit_code == 0, res.output
+    assert '12 cells (4 conditions x 3 seeds)' in res.output and 'condition real+ph@2x [real+synthetic]  source ph: ratio 2' in res.output
+    assert 'source ph [folder]: images needed per grade [8, 8, 8, 8, 8]' in res.output
+    res = CliRunner().invoke(cli, ['run', f'--train={z("train.zip")}', '--source=oops', f'--outdir={tmp_path}'])
+    assert res.exit_code == 1 and 'Error: --source=oops: expected NAME=KIND:PATH' in res.output
+    res = CliRunner().invoke(cli, ['run', f'--train={z("train.zip")}', f'--outdir={tmp_path}'])
+    assert res.exit_code == 1 and 'Error: options: data.val is missing' in res.output
+
 def test_bad_input_is_one_line(tmp_path):
     res = CliRunner().invoke(cli, ['run', str(tmp_path / 'nope.json'), f'--outdir={tmp_path}'])
     assert res.exit_code == 1 and res.output.startswith('Error: ') and 'cannot read study file' in res.output
