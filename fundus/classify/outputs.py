@@ -11,7 +11,6 @@ import numpy as np
 import dnnlib
 from torch_utils import distributed
 from torch_utils import device as device_utils
-from fundus.report import media
 from fundus.report import page as rpage
 from fundus.classify import plots
 from fundus.classify import stats
@@ -86,20 +85,21 @@ def _figures(plan, outdir, res):
     blocks = []
     if res['comparisons']:
         for m, label in (('balanced_accuracy', 'balanced accuracy'), ('kappa', 'quadratic kappa'), ('referable_auc', 'referable-DR AUC')):
-            blocks.append(rpage.Image(media.figure_uri(plots.forest(res['comparisons'], m, label)), f'forest plot of {label}'))
+            uri = plots.forest(res['comparisons'], m, label)
+            blocks.append(rpage.Image(uri, f'forest plot of {label}') if uri else rpage.Missing(f'forest plot of {label}', 'no condition has an interval'))
     pts = _sweep_points(res)
     if pts:
-        blocks.append(rpage.Image(media.figure_uri(plots.sweep(pts, 'balanced accuracy')), 'balanced accuracy against the amount of synthetic data'))
+        blocks.append(rpage.Image(plots.sweep(pts, 'balanced accuracy'), 'balanced accuracy against the amount of synthetic data'))
     y, k = plan.sets['test'].grades, plan.study['num_classes']
     curves = {}
     for c in plan.study['conditions']:
         if c['kind'] == 'gan-test':
             continue
         ens = np.mean([cstudy.load_cell(outdir, c['name'], s)['test'] for s in plan.study['seeds']], axis=0)
-        blocks.append(rpage.Image(media.figure_uri(plots.confusion(stats.confusion(y, ens.argmax(1), k), c['name'])),
+        blocks.append(rpage.Image(plots.confusion(stats.confusion(y, ens.argmax(1), k), c['name']),
                                   f'confusion matrix of {c["name"]}'))
         curves[c['name']] = (y >= 2, stats.referable_scores(ens))
-    blocks.append(rpage.Image(media.figure_uri(plots.roc(curves, 'referable DR (grade >= 2), seed ensemble')), 'ROC curves'))
+    blocks.append(rpage.Image(plots.roc(curves, 'referable DR (grade >= 2), seed ensemble'), 'ROC curves'))
     return blocks
 
 def _gan_section(res):

@@ -1,75 +1,48 @@
-# Figures of the study page: forest plot of differences from `real`, the synthetic-amount sweep, confusion
-# matrices and ROC curves. Each function returns a matplotlib figure; the page embeds it with media.figure_uri.
+# Figures of the study page, drawn with the report toolkit (fundus/report/plots.py) where it has the kind:
+# forest plot of differences from `real`, confusion matrices and ROC curves; the synthetic-amount sweep
+# (one line with CI bars per source) is drawn here. Every function returns a data URI.
 
-import matplotlib
 import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use('Agg') # Files only; never opens a window.
-import matplotlib.pyplot as plt # noqa: E402  (after the backend choice)
+from fundus import grades
+from fundus.report import media
+from fundus.report import plots as report_plots
 
 #----------------------------------------------------------------------------
 
 def forest(comparisons, metric, label):
-    """One row per condition: difference from real with its 95% CI; a dashed line at zero."""
-    names = list(comparisons)
-    fig, ax = plt.subplots(figsize=(7, 0.45 * len(names) + 1.2))
-    for i, n in enumerate(names):
-        c = comparisons[n][metric]
-        lo, hi = c['ci']
-        if lo is not None and hi is not None:
-            ax.plot([lo, hi], [i, i], color='tab:blue', lw=2)
-        if c['diff'] is not None:
-            ax.plot([c['diff']], [i], 'o', color='tab:blue')
-    ax.axvline(0, color='grey', ls='--', lw=1)
-    ax.set_yticks(range(len(names)), names)
-    ax.invert_yaxis()
-    ax.set_xlabel(f'{label}: condition - real (95% patient-bootstrap CI)')
-    fig.tight_layout()
-    return fig
+    """One row per condition: difference from real with its 95% CI, a dotted line at zero; None when no
+    condition has both (e.g. a metric undefined on this test set)."""
+    rows = [(n, c[metric]['diff'], *c[metric]['ci']) for n, c in comparisons.items()
+            if c[metric]['diff'] is not None and None not in c[metric]['ci']]
+    if not rows:
+        return None
+    names, diffs, lows, highs = zip(*rows)
+    return report_plots.forest_plot(names, diffs, lows, highs, ref=0,
+                                    xlabel=f'{label}: condition - real (95% patient-bootstrap CI)')
 
 def sweep(points, metric_label):
     """points: {source: [(x, value, lo, hi), ...]} with x = synthetic images per grade or the ratio."""
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    fig = Figure(figsize=(6, 3.6))
+    ax = fig.add_subplot(1, 1, 1)
     for src, rows in points.items():
-        rows = sorted(rows)
-        x = [r[0] for r in rows]
-        ax.errorbar(x, [r[1] for r in rows], yerr=[[r[1] - r[2] for r in rows], [r[3] - r[1] for r in rows]], marker='o', capsize=3, label=src)
+        x, v, lo, hi = (np.asarray(col, dtype=np.float64) for col in zip(*sorted(rows)))
+        ax.errorbar(x, v, yerr=[np.maximum(v - lo, 0), np.maximum(hi - v, 0)], marker='o', capsize=3, label=src)
     ax.set_xlabel('synthetic images added (per grade, or synthetic:real ratio)')
     ax.set_ylabel(metric_label)
     ax.legend()
     fig.tight_layout()
-    return fig
+    return media.png_data_uri(media.figure_png(fig))
 
 def confusion(cm, title):
-    cm = np.asarray(cm, np.float64)
-    k = cm.shape[0]
-    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(3.4, 3.2))
-    ax.imshow(norm, cmap='Blues', vmin=0, vmax=1)
-    for i in range(k):
-        for j in range(k):
-            ax.text(j, i, f'{int(cm[i, j])}', ha='center', va='center', fontsize=8, color='white' if norm[i, j] > 0.5 else 'black')
-    ax.set_xticks(range(k), [f'DR{j}' for j in range(k)])
-    ax.set_yticks(range(k), [f'DR{i}' for i in range(k)])
-    ax.set_xlabel('predicted')
-    ax.set_ylabel('true')
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    return fig
+    """A K x K count matrix (rows = true grade) with counts and row shares."""
+    labels = [grades.grade_name(j) for j in range(np.asarray(cm).shape[0])]
+    return report_plots.confusion_matrix_plot(cm, labels, title=title)
 
 def roc(curves, title):
-    """curves: {label: (y_binary, scores)} -> one ROC per label."""
-    fig, ax = plt.subplots(figsize=(4, 4))
-    for label, (y, s) in curves.items():
-        fpr, tpr = roc_points(y, s)
-        ax.plot(fpr, tpr, label=label, lw=1.2)
-    ax.plot([0, 1], [0, 1], color='grey', ls='--', lw=0.8)
-    ax.set_xlabel('1 - specificity')
-    ax.set_ylabel('sensitivity')
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, loc='lower right')
-    fig.tight_layout()
-    return fig
+    """curves: {label: (y_binary, scores)} -> one ROC per label, AUC in the legend."""
+    return report_plots.roc_plot([(label, *roc_points(y, s)) for label, (y, s) in curves.items()], title=title)
 
 def roc_points(y, s):
     """Empirical ROC: (fpr, tpr) at every distinct threshold, from (0, 0) to (1, 1)."""

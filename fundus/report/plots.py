@@ -74,15 +74,19 @@ def line_plot(series, title=None, xlabel=None, ylabel=None, hlines=(), band=None
 # Forest plot: one row per comparison, the estimate with its interval, and a reference line.
 
 def forest_plot(labels, estimates, lows, highs, ref=0, xlabel='difference', title=None):
-    """Estimates with intervals [low, high], one row per label (top to bottom) -> data URI."""
+    """Estimates with intervals [low, high], one row per label (top to bottom) -> data URI.
+
+    A percentile-bootstrap interval need not contain its point estimate, so only low <= high is required.
+    """
     _check_lengths('forest_plot', labels, estimates, lows, highs)
     est, lo, hi = (np.asarray(v, dtype=np.float64) for v in (estimates, lows, highs))
-    if np.any(lo > est) or np.any(est > hi):
-        raise PlotError('forest_plot: every interval must contain its estimate (low <= estimate <= high)')
+    if np.any(lo > hi):
+        raise PlotError('forest_plot: every interval needs low <= high')
     y = np.arange(len(labels))[::-1]
     fig = Figure(figsize=(6.5, 0.9 + 0.45 * len(labels)))
     ax = fig.add_subplot(1, 1, 1)
-    ax.errorbar(est, y, xerr=[est - lo, hi - est], fmt='s', color='#245', ecolor='#245', capsize=3)
+    ax.hlines(y, lo, hi, color='#245', linewidth=2)
+    ax.plot(est, y, 's', color='#245')
     if ref is not None:
         ax.axvline(ref, color='gray', linestyle=':', linewidth=1)
     ax.set_yticks(y, [str(label) for label in labels])
