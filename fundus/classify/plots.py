@@ -42,15 +42,6 @@ def confusion(cm, title):
 
 def roc(curves, title):
     """curves: {label: (y_binary, scores)} -> one ROC per label, AUC in the legend."""
-    return report_plots.roc_plot([(label, *roc_points(y, s)) for label, (y, s) in curves.items()], title=title)
-
-def roc_points(y, s):
-    """Empirical ROC: (fpr, tpr) at every distinct threshold, from (0, 0) to (1, 1)."""
-    y, s = np.asarray(y, bool), np.asarray(s, np.float64)
-    order = np.argsort(-s, kind='stable')
-    y, s = y[order], s[order]
-    last = np.r_[np.flatnonzero(np.diff(s)), y.size - 1]                    # Last index of each tied block.
-    tp, fp = np.cumsum(y)[last], np.cumsum(~y)[last]
-    return np.r_[0, fp / max(1, (~y).sum())], np.r_[0, tp / max(1, y.sum())]
+    return report_plots.roc_plot([(label, *report_plots.roc_points(y, s)) for label, (y, s) in curves.items()], title=title)
 
 #----------------------------------------------------------------------------

@@ -104,6 +104,16 @@ def trapezoid_auc(fpr, tpr):
     fpr, tpr = np.asarray(fpr, dtype=np.float64), np.asarray(tpr, dtype=np.float64)
     return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
 
+def roc_points(y, s):
+    """Empirical ROC of binary truth y and scores s (higher = more positive): (fpr, tpr) at every distinct
+    threshold, from (0, 0) to (1, 1); tied scores form one step."""
+    y, s = np.asarray(y, bool), np.asarray(s, np.float64)
+    order = np.argsort(-s, kind='stable')
+    y, s = y[order], s[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), y.size - 1]                    # Last index of each tied block.
+    tp, fp = np.cumsum(y)[last], np.cumsum(~y)[last]
+    return np.r_[0, fp / max(1, (~y).sum())], np.r_[0, tp / max(1, y.sum())]
+
 def roc_plot(curves, title='ROC'):
     """ROC curves [(label, fpr, tpr), ...] (each from (0, 0) to (1, 1)) with the chance line; AUC in the legend."""
     if not curves:

@@ -4,7 +4,7 @@
 import numpy as np
 
 from fundus.grades import grade_name
-from fundus.report import media, page
+from fundus.report import page, plots
 
 #----------------------------------------------------------------------------
 
@@ -29,40 +29,18 @@ SUMMARY_HEADER = ['reader', 'trials', 'correct', 'accuracy [CI]', 'p (binomial v
 #----------------------------------------------------------------------------
 
 def _accuracy_figure(result):
-    import matplotlib.pyplot as plt # Optional at import time: only the report needs matplotlib.
     labels = result['readers'] + ['pooled']
     rows = [result['per_reader'][r]['accuracy'] for r in result['readers']] + [result['pooled']['accuracy']]
-    fig, ax = plt.subplots(figsize=(6, 0.45 * len(labels) + 1.2))
-    y = np.arange(len(labels))[::-1]
-    values = np.array([s['value'] for s in rows])
-    err = np.array([[s['value'] - s['lo'] for s in rows], [s['hi'] - s['value'] for s in rows]])
-    ax.errorbar(values, y, xerr=err, fmt='o', color='#2a6fdb', capsize=3)
-    ax.axvline(0.5, color='#a33', linestyle='--', label='chance (0.5)')
-    ax.set_yticks(y, labels)
-    ax.set_xlim(0, 1)
-    ax.set_xlabel(f'accuracy with {100 * (1 - result["alpha"]):.0f}% Clopper-Pearson interval')
-    ax.legend(loc='lower right', fontsize=8)
-    return media.figure_uri(fig)
-
-def _roc_points(trials):
-    y = np.array([t['truth'] == 'synthetic' for t in trials])
-    s = np.array([t['score'] for t in trials])
-    cuts = np.concatenate([[np.inf], np.unique(s)[::-1]])
-    tpr = [(s[y] >= c).mean() if y.any() else 0 for c in cuts]
-    fpr = [(s[~y] >= c).mean() if (~y).any() else 0 for c in cuts]
-    return fpr, tpr
+    return plots.forest_plot(labels, [s['value'] for s in rows], [s['lo'] for s in rows], [s['hi'] for s in rows], ref=0.5,
+                             xlabel=f'accuracy with {100 * (1 - result["alpha"]):.0f}% Clopper-Pearson interval (dotted: chance)')
 
 def _roc_figure(trials, result):
-    import matplotlib.pyplot as plt # Optional at import time (see above).
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    curves = []
     for r in result['readers']:
-        fpr, tpr = _roc_points([t for t in trials if t['reader'] == r])
-        ax.plot(fpr, tpr, marker='.', label=r)
-    ax.plot([0, 1], [0, 1], color='#999', linestyle='--', label='indistinguishable')
-    ax.set_xlabel('real images called synthetic (1 - specificity)')
-    ax.set_ylabel('synthetic images called synthetic (sensitivity)')
-    ax.legend(fontsize=8)
-    return media.figure_uri(fig)
+        mine = [t for t in trials if t['reader'] == r]
+        y = np.array([t['truth'] == 'synthetic' for t in mine])
+        curves.append((r, *plots.roc_points(y, [t['score'] for t in mine])))
+    return plots.roc_plot(curves, title='synthetic images called synthetic against real images called synthetic')
 
 #----------------------------------------------------------------------------
 

@@ -65,4 +65,14 @@ def test_plots_embed_in_a_page():
     html = page.render(page.Page('p', [page.Section('s', 'S', [page.Image(uri, 'forest plot')])]), stamp='x')
     assert f'<img src="{uri}" alt="forest plot">' in html
 
+def test_roc_points_area_equals_the_mann_whitney_auc():
+    # Tied scores form one diagonal step, so the trapezoid area equals the AUC with ties counted one half.
+    from sklearn.metrics import roc_auc_score
+    rng = np.random.default_rng(4)
+    y = rng.random(80) < 0.4
+    s = np.round(rng.normal(size=80) + y, 1)
+    fpr, tpr = plots.roc_points(y, s)
+    assert fpr[0] == tpr[0] == 0 and fpr[-1] == tpr[-1] == 1 and np.all(np.diff(fpr) >= 0)
+    assert abs(plots.trapezoid_auc(fpr, tpr) - roc_auc_score(y, s)) < 1e-12
+
 #----------------------------------------------------------------------------
