@@ -110,11 +110,10 @@ def _write_csv(path, gen_d, gen_nn, ssims, threshold):
     dnnlib.atomic_write(path, write, mode='w')
 
 def _save_pairs_png(path, closest, threshold):
-    import matplotlib # Only needed when plotting.
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure # Only needed when plotting; a bare Figure needs no backend switch.
     n = len(closest)
-    fig, axes = plt.subplots(2, n, figsize=(2.2 * n, 4.8), squeeze=False)
+    fig = Figure(figsize=(2.2 * n, 4.8))
+    axes = fig.subplots(2, n, squeeze=False)
     for col, (d, idx, gen, real) in enumerate(closest):
         for row, (img, label) in enumerate([(gen, f'generated #{idx}\nd={d:.3g}{" COPY?" if d < threshold else ""}'), (real, 'nearest training')]):
             ax = axes[row][col]
@@ -123,6 +122,5 @@ def _save_pairs_png(path, closest, threshold):
             ax.axis('off')
     fig.tight_layout()
     dnnlib.atomic_write(path, lambda f: fig.savefig(f, format='png', dpi=80))
-    plt.close(fig)
 
 #----------------------------------------------------------------------------

@@ -72,10 +72,9 @@ def dataset_mean_std(images_iter):
 #----------------------------------------------------------------------------
 
 def save_plots(path, spec_real, spec_gen, image_size, profiles):
-    import matplotlib # Only needed when plotting.
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
+    from matplotlib.figure import Figure # Only needed when plotting; a bare Figure needs no backend switch.
+    fig = Figure(figsize=(15, 4.6))
+    axes = fig.subplots(1, 3)
     half = image_size / 2
     for ax, spec, title in [(axes[0], spec_real, 'real'), (axes[1], spec_gen, 'generated')]:
         db = 10 * np.log10(np.maximum(np.fft.fftshift(spec), 1e-20))
@@ -92,7 +91,6 @@ def save_plots(path, spec_real, spec_gen, image_size, profiles):
     axes[2].legend()
     fig.tight_layout()
     dnnlib.atomic_write(path, lambda f: fig.savefig(f, format='png', dpi=80))
-    plt.close(fig)
 
 def compute_spectrum_metric(opts, name, num_images):
     """Spectral distance between `num_images` reals and fakes; writes spectrum-<name>.png/.npz to opts.out_dir."""
