@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import torch
 
+from tests.ops.oracles import filtered_lrelu_zero_insertion
 from torch_utils.ops import filtered_lrelu, upfirdn2d
 
 #----------------------------------------------------------------------------
 
-# (up, down, padding, fu taps, fd taps, input [h, w], gain, slope, clamp, flip): several tiles per axis
-# where the input is large enough.
+# (up, down, padding, fu taps or 2-D shape, fd taps or 2-D shape, input [h, w], gain, slope, clamp,
+# flip): several tiles per axis where the input is large enough; 2-D filters as in stylegan3-r.
 CASES = [
     (2, 2, [9, 8, 9, 8], 12, 12, [40, 37], np.sqrt(2), 0.2, None, False),     # Non-critical stylegan3 layer.
     (4, 2, [-6, -9, -6, -9], 24, 12, [21, 26], np.sqrt(2), 0.2, 4.0, False),  # Resolution-doubling layer.
@@ -21,13 +22,16 @@ CASES = [
     (3, 1, [2, 1, 3, 0], 5, 3, [19, 23], 0.7, -0.3, None, True),              # Odd factor, negative slope.
     (1, 2, [1, 2, 0, 3], 4, 7, [30, 26], 2.0, 0.2, 0.3, False),               # Heavy clamping.
     (2, 1, [-3, 4, 6, -2], 8, 1, [17, 20], 1.0, 1.0, 2.0, False),             # Linear, one-tap down filter.
+    (2, 2, [9, 8, 9, 8], 12, (12, 12), [40, 37], np.sqrt(2), 0.2, 2.0, False), # stylegan3-r: radial down filter.
+    (4, 2, [-6, -9, -5, -10], 24, (12, 12), [21, 26], np.sqrt(2), 0.2, None, True),
+    (3, 1, [2, 1, 3, 0], (5, 4), (3, 3), [19, 23], 0.7, 0.2, 1.0, False),      # Both 2-D, asymmetric.
 ]
 
 def _inputs(case, dtype=torch.float64, planes=(2, 3)):
     up, down, padding, ku, kd, (h, w), gain, slope, clamp, flip = CASES[case]
     gen = torch.Generator().manual_seed(200 + case)
-    fu = torch.rand([ku], generator=gen) + 0.1 # float32 and asymmetric: flipping matters.
-    fd = torch.rand([kd], generator=gen) + 0.1
+    fu = torch.rand(ku if isinstance(ku, tuple) else [ku], generator=gen) + 0.1 # float32 and asymmetric: flipping matters.
+    fd = torch.rand(kd if isinstance(kd, tuple) else [kd], generator=gen) + 0.1
     fu, fd = fu / fu.sum(), fd / fd.sum()
     x = (torch.randn([*planes, h, w], generator=gen, dtype=dtype) * 2).requires_grad_(True)
     b = torch.randn([planes[1]], generator=gen, dtype=dtype).requires_grad_(True)
@@ -64,12 +68,25 @@ def test_cpu_training_path_equals_reference_autograd_fp64(case, monkeypatch):
         assert (a - r).abs().max().item() <= 1e-12 * max(1.0, r.abs().max().item()) # Measured <= 6e-16 relative.
     assert len(blocked) == 2 and not fallback # Forward and backward both blocked.
 
-@pytest.mark.parametrize('case', [0, 1, 2, 3, 4])
+@pytest.mark.parametrize('case', [6, 7, 8])
+@pytest.mark.parametrize('block_planes', [1, 4, 6]) # Of 6 planes: one per block, a partial last block, one block.
+def test_blocked_inference_with_2d_filters_matches_zero_insertion_definition(case, block_planes):
+    x, fu, fd, b, kw = _inputs(case)
+    x, b = x.detach(), b.detach()
+    clamp = -1.0 if kw['clamp'] is None else kw['clamp']
+    y = filtered_lrelu._filtered_lrelu_blocked(x, fu, fd, b, kw['up'], kw['down'], *kw['padding'], kw['gain'], kw['slope'], clamp,
+                                               kw['flip_filter'], block_planes=block_planes)
+    y_ref = filtered_lrelu_zero_insertion(x, fu, fd, b, kw['up'], kw['down'], kw['padding'], kw['gain'], kw['slope'],
+                                          kw['clamp'], kw['flip_filter'])
+    assert y is not None and y.shape == y_ref.shape
+    assert (y - y_ref).abs().max().item() <= 1e-12 * max(1.0, y_ref.abs().max().item())
+
+@pytest.mark.parametrize('case', [0, 1, 2, 3, 4, 6, 8])
 def test_cpu_training_path_gradcheck_and_gradgradcheck(case):
     up, down, padding, ku, kd, _, gain, slope, clamp, flip = CASES[case]
     x, fu, fd, b, kw = _inputs(case, planes=(1, 2))
     n = 1 # The smallest input with at least 3 x 3 outputs: fast mode then costs about 0.1 s per check.
-    while (n * up + padding[0] + padding[1] - (ku - 1) - (kd - 1) + down - 1) // down < 3:
+    while (n * up + padding[0] + padding[1] - (fu.shape[-1] - 1) - (fd.shape[-1] - 1) + down - 1) // down < 3:
         n += 1
     x = x.detach()[:, :, :n, :n + 1].clone().requires_grad_(True)
     fn = lambda x, b: filtered_lrelu.filtered_lrelu(x, fu, fd, b, **kw)
@@ -182,17 +199,9 @@ def test_reference_and_filter_gradients_keep_native_autograd():
         y = filtered_lrelu.filtered_lrelu(x, fu, fd, b, **kw)
     assert y.grad_fn is None
 
-def test_cpu_training_path_2d_filters_and_non_finite_inputs_use_the_reference_kernel(monkeypatch):
-    fallback = _count_calls(monkeypatch, '_filtered_lrelu_kernel')
-    x, fu, _, b, kw = _inputs(0)
-    fd = torch.rand([4, 4], generator=torch.Generator().manual_seed(3)) + 0.1 # stylegan3-r-like 2-D down filter.
-    y = filtered_lrelu.filtered_lrelu(x, fu, fd, b, **kw)
-    y_ref = _reference(x, fu, fd, b, kw)
-    g = torch.randn_like(y_ref)
-    for a, r in zip(_grads(y, [x, b], g), _grads(y_ref, [x, b], g)):
-        assert (a - r).abs().max().item() <= 1e-12 * r.abs().max().item()
-    assert len(fallback) == 2
+def test_cpu_training_path_reruns_non_finite_blocks_with_the_reference_kernel(monkeypatch):
     # A NaN: the blocked pass gives up, the reference kernel reruns; NaNs stay in their plane.
+    fallback = _count_calls(monkeypatch, '_filtered_lrelu_kernel')
     x, fu, fd, b, kw = _inputs(0)
     x = x.detach().clone()
     x[1, 2, 10, 10] = float('nan')
@@ -201,6 +210,6 @@ def test_cpu_training_path_2d_filters_and_non_finite_inputs_use_the_reference_ke
     dx, = torch.autograd.grad(y.sum(), x)
     assert torch.isnan(y[1, 2]).any() and not torch.isnan(y[0]).any() and not torch.isnan(y[1, :2]).any()
     assert not torch.isnan(dx[0]).any() and not torch.isnan(dx[1, :2]).any()
-    assert len(fallback) == 3 # The forward reran; the backward (dy finite) stayed blocked.
+    assert len(fallback) == 1 # The forward reran; the backward (dy finite) stayed blocked.
 
 #----------------------------------------------------------------------------

@@ -188,9 +188,10 @@ _TILE_DOWN = 16         # Outputs per tile of the downsampling passes.
 _Tiling = collections.namedtuple('_Tiling', 'first t_in step tiles t_out') # One pass, in input samples.
 
 # Geometry of one blocked call: the intermediate t is [mid_h, mid_w] per plane, stored in blocks of
-# `blk` planes as [mid_rows, mid_cols] (whole tiles); m_* are the band matrices of the four passes.
+# `blk` planes as [mid_rows, mid_cols] (whole tiles); uw/uh/dh/dw and m_* are the tilings and band
+# matrices of the four banded passes (None for a 2-D filter, which runs as a depthwise convolution).
 _Plan = collections.namedtuple('_Plan', 'mid_h mid_w out_h out_w uw uh dh dw mid_rows mid_cols in_rows in_cols '
-                                        'low_rows m_uw m_uh m_dh m_dw blk')
+                                        'low_rows m_uw m_uh m_dh m_dw blk fu fd up down pad flip gain')
 
 def _tiling(k, up, down, p0, l_out, t_out, tiles=None):
     # Tile j reads inputs first + j*step ... + t_in - 1 (negative = leading padding) and writes outputs
@@ -212,10 +213,10 @@ def _up_tile_rows(up, down):
     return rows * -(-_TILE_UP // rows)
 
 def _blocked_supported(x, fu, fd, up, down):
-    # Shapes and dtypes the blocked passes handle: CPU float32/64, both filters separable (1-D).
+    # Shapes and dtypes the blocked passes handle: CPU float32/64 and both filters given (1-D filters
+    # run as banded passes, 2-D ones as depthwise convolutions of the block).
     return (x.device.type == 'cpu' and x.dtype in (torch.float32, torch.float64)
-            and fu is not None and fd is not None and fu.ndim == 1 and fd.ndim == 1
-            and _up_tile_rows(up, down) <= 4 * _TILE_UP)
+            and fu is not None and fd is not None and (fu.ndim == 2 or _up_tile_rows(up, down) <= 4 * _TILE_UP))
 
 def _blocked_applies(x, fu, fd, b, up, down, gain):
     needs_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, fu, fd, b))
@@ -223,69 +224,110 @@ def _blocked_applies(x, fu, fd, b, up, down, gain):
 
 def _blocked_plan(x, fu, fd, up, down, px0, px1, py0, py1, gain, flip, block_planes=None):
     n, c, h, w = x.shape
-    gu = (fu if flip else fu.flip(0)).to(x.dtype)                           # Correlation taps.
-    gd = (fd if flip else fd.flip(0)).to(x.dtype)
-    ku, kd = gu.shape[0], gd.shape[0]
-    mid_h, mid_w = h * up + py0 + py1 - ku + 1, w * up + px0 + px1 - ku + 1 # After fu, before fd.
-    out_h, out_w = (mid_h - kd) // down + 1, (mid_w - kd) // down + 1
+    (kuw, kuh), (kdw, kdh) = _filter_size(fu), _filter_size(fd)
+    mid_h, mid_w = h * up + py0 + py1 - kuh + 1, w * up + px0 + px1 - kuw + 1 # After fu, before fd.
+    out_h, out_w = (mid_h - kdh) // down + 1, (mid_w - kdw) // down + 1
+    uw = uh = dh = dw = m_uw = m_uh = m_dh = m_dw = None
+    mid_rows, mid_cols, in_rows, in_cols, low_rows = mid_h, mid_w, 0, 0, 0
 
-    # Tilings of the four passes, and the buffer sizes they imply (per plane).
-    uw = _tiling(ku, up, 1, px0, mid_w, up * -(-_TILE_UP // up))
-    uh = _tiling(ku, up, 1, py0, mid_h, _up_tile_rows(up, down))
-    mid_rows, mid_cols = uh.tiles * uh.t_out, uw.tiles * uw.t_out
-    dh = _tiling(kd, 1, down, 0, out_h, _TILE_DOWN, tiles=mid_rows // (down * _TILE_DOWN))
-    dw = _tiling(kd, 1, down, 0, out_w, _TILE_DOWN)
-    in_rows, in_cols = uh.tiles * uh.step, (uw.tiles - 1) * uw.step + uw.t_in
-
-    # Band matrices; gain * up**2 goes into the first (gain * lrelu(t) = lrelu(gain * t) for gain > 0).
-    m_uw = _upfirdn2d._band_matrix(gu * (gain * up * up), up, 1, px0, uw.first, uw.t_in, uw.t_out) # [t_in, t_out]
-    m_uh = _upfirdn2d._band_matrix(gu, up, 1, py0, uh.first, uh.t_in, uh.t_out).t()                # [t_out, t_in]
-    m_dh = _upfirdn2d._band_matrix(gd, 1, down, 0, 0, dh.t_in, dh.t_out).t()
-    m_dw = _upfirdn2d._band_matrix(gd, 1, down, 0, 0, dw.t_in, dw.t_out)
+    # Tilings of the banded passes, the buffer sizes they imply (per plane), and their band matrices;
+    # gain * up**2 goes into the first (gain * lrelu(t) = lrelu(gain * t) for gain > 0).
+    if fu.ndim == 1:
+        gu = (fu if flip else fu.flip(0)).to(x.dtype)                       # Correlation taps.
+        uw = _tiling(kuw, up, 1, px0, mid_w, up * -(-_TILE_UP // up))
+        uh = _tiling(kuh, up, 1, py0, mid_h, _up_tile_rows(up, down))
+        mid_rows, mid_cols = uh.tiles * uh.t_out, uw.tiles * uw.t_out
+        in_rows, in_cols = uh.tiles * uh.step, (uw.tiles - 1) * uw.step + uw.t_in
+        m_uw = _upfirdn2d._band_matrix(gu * (gain * up * up), up, 1, px0, uw.first, uw.t_in, uw.t_out) # [t_in, t_out]
+        m_uh = _upfirdn2d._band_matrix(gu, up, 1, py0, uh.first, uh.t_in, uh.t_out).t()                # [t_out, t_in]
+    if fd.ndim == 1:
+        gd = (fd if flip else fd.flip(0)).to(x.dtype)
+        step = down * _TILE_DOWN
+        dh = _tiling(kdh, 1, down, 0, out_h, _TILE_DOWN, tiles=mid_rows // step if fu.ndim == 1 else max(-(-mid_h // step), -(-out_h // _TILE_DOWN)))
+        dw = _tiling(kdw, 1, down, 0, out_w, _TILE_DOWN)
+        mid_rows, low_rows = dh.tiles * step, dh.tiles * dh.t_out
+        m_dh = _upfirdn2d._band_matrix(gd, 1, down, 0, 0, dh.t_in, dh.t_out).t()
+        m_dw = _upfirdn2d._band_matrix(gd, 1, down, 0, 0, dw.t_in, dw.t_out)
     blk = block_planes or max(1, _BLOCK_BYTES // (mid_rows * mid_cols * x.element_size()))
-    return _Plan(mid_h, mid_w, out_h, out_w, uw, uh, dh, dw, mid_rows, mid_cols, in_rows, in_cols,
-                 dh.tiles * dh.t_out, m_uw, m_uh, m_dh, m_dw, min(blk, n * c))
+    return _Plan(mid_h, mid_w, out_h, out_w, uw, uh, dh, dw, mid_rows, mid_cols, in_rows, in_cols, low_rows,
+                 m_uw, m_uh, m_dh, m_dw, min(blk, n * c), fu, fd, up, down, (px0, px1, py0, py1), flip, gain)
 
 def _row_windows(buf, windows, tiling, width):
     # [windows, t_in, width] view of the height-pass windows (tiles of consecutive planes) in buf.
     return buf.as_strided([windows, tiling.t_in, width], [tiling.step * width, width, 1])
 
 def _blocked_run(x, b, plan, act):
-    # The four passes, block by block; act(t, p, k) applies the nonlinearity in place to the block's
-    # intermediate t [k, mid_rows, mid_cols] (planes p ... p+k-1). Returns y, or None if not finite.
+    # Block by block: the upsampling stage into `mid`, act(t, p, k) in place on the block's intermediate
+    # t [k, mid_rows, mid_cols] (planes p ... p+k-1), the downsampling stage. Returns y, or None if
+    # some output is not finite.
     n, c, h, w = x.shape
-    P, blk = plan, plan.blk
-    # Workspaces for one block, zeroed once: the padding of `padded` and the margins stay zero.
-    padded = x.new_zeros([blk, P.in_rows, P.in_cols])
-    wide = x.new_zeros([blk * P.in_rows * P.mid_cols + max(P.uh.t_in - P.uh.step, 0) * P.mid_cols])
-    mid = x.new_zeros([blk * P.mid_rows * P.mid_cols + max(P.dh.t_in - P.dh.step, 0) * P.mid_cols])
-    low = x.new_zeros([blk * P.low_rows * P.mid_cols + P.dw.t_in])
-    load = _block_loader(x, b, P, padded)
+    P = plan
+    margin = max(P.dh.t_in - P.dh.step, 0) * P.mid_cols if P.dh else 0 # Read past the last plane; stays zero.
+    mid = x.new_zeros([P.blk * P.mid_rows * P.mid_cols + margin])
+    up_stage = (_banded_up_stage if P.uw else _conv_up_stage)(x, b, P, mid)
+    down_stage = (_banded_down_stage if P.dw else _conv_down_stage)(x, P, mid)
     y = x.new_empty([n, c, P.out_h, P.out_w])
     y_planes = y.view(n * c, P.out_h, P.out_w)
-    for p in range(0, n * c, blk):
-        k = min(blk, n * c - p)
+    for p in range(0, n * c, P.blk):
+        k = min(P.blk, n * c - p)
+        t = up_stage(p, k)
+        act(t, p, k)
+        down_stage(k, y_planes[p: p + k])
+        if not math.isfinite(float(y_planes[p: p + k].sum())): # Any NaN or inf (or a sum that overflows).
+            return None
+    return y
+
+def _banded_up_stage(x, b, P, mid):
+    # up(p, k): the two banded passes (width on the small input, then height) into `mid`.
+    padded = x.new_zeros([P.blk, P.in_rows, P.in_cols]) # Its padding stays zero.
+    wide = x.new_zeros([P.blk * P.in_rows * P.mid_cols + max(P.uh.t_in - P.uh.step, 0) * P.mid_cols])
+    load = _block_loader(x, b, P, padded)
+    def up(p, k):
         load(p, k)
-        # Upsampling width pass: the overlapping windows of the small input are gathered once.
+        # Width pass: the overlapping windows of the small input are gathered once.
         windows = padded[:k].unfold(2, P.uw.t_in, P.uw.step).reshape(-1, P.uw.t_in) # [k*in_rows*tiles, t_in]
         torch.mm(windows, P.m_uw, out=wide[:k * P.in_rows * P.mid_cols].view(-1, P.uw.t_out))
-        # Upsampling height pass, then the nonlinearity in place.
+        # Height pass, reading its windows in place.
         t = mid[:k * P.mid_rows * P.mid_cols]
         torch.matmul(P.m_uh, _row_windows(wide, k * P.uh.tiles, P.uh, P.mid_cols), out=t.view(k * P.uh.tiles, P.uh.t_out, P.mid_cols))
-        act(t.view(k, P.mid_rows, P.mid_cols), p, k)
-        # Downsampling height pass.
+        return t.view(k, P.mid_rows, P.mid_cols)
+    return up
+
+def _conv_up_stage(x, b, P, mid):
+    # up(p, k) for a 2-D fu: the reference kernel's polyphase depthwise convolution on the block,
+    # copied into the layout of `mid`.
+    n, c, h, w = x.shape
+    x_planes = x.reshape(n * c, h, w)
+    bias = None if b is None else b.to(x.dtype).repeat(n).reshape(n * c, 1, 1)
+    def up(p, k):
+        xb = x_planes[p: p + k] if bias is None else x_planes[p: p + k] + bias[p: p + k]
+        tb = _upfirdn2d._upfirdn2d_kernel(xb[None], P.fu, P.up, P.up, 1, 1, *P.pad, P.flip, P.gain * P.up * P.up)
+        t = mid[:k * P.mid_rows * P.mid_cols].view(k, P.mid_rows, P.mid_cols)
+        t[:, :P.mid_h, :P.mid_w].copy_(tb[0])
+        return t
+    return up
+
+def _banded_down_stage(x, P, mid):
+    # down(k, out): the two banded passes (height on the big tensor, reading its windows in place, then
+    # width: one GEMM per column tile over all rows of the block) into out [k, out_h, out_w].
+    low = x.new_zeros([P.blk * P.low_rows * P.mid_cols + P.dw.t_in])
+    def down(k, out):
         torch.matmul(P.m_dh, _row_windows(mid, k * P.dh.tiles, P.dh, P.mid_cols),
                      out=low[:k * P.low_rows * P.mid_cols].view(k * P.dh.tiles, P.dh.t_out, P.mid_cols))
-        # Downsampling width pass: one GEMM per column tile over all rows of the block.
         col_windows = low.as_strided([P.dw.tiles, k * P.low_rows, P.dw.t_in], [P.dw.step, P.mid_cols, 1])
         res = torch.bmm(col_windows, P.m_dw.expand(P.dw.tiles, -1, -1)).view(P.dw.tiles, k, P.low_rows, P.dw.t_out)
         for j in range(P.dw.tiles):
             c0, c1 = j * P.dw.t_out, min((j + 1) * P.dw.t_out, P.out_w)
             if c0 < c1:
-                y_planes[p: p + k, :, c0: c1].copy_(res[j, :, :P.out_h, : c1 - c0])
-        if not math.isfinite(float(y_planes[p: p + k].sum())): # Any NaN or inf (or a sum that overflows).
-            return None
-    return y
+                out[:, :, c0: c1].copy_(res[j, :, :P.out_h, : c1 - c0])
+    return down
+
+def _conv_down_stage(x, P, mid):
+    # down(k, out) for a 2-D fd: the reference kernel's strided depthwise convolution on the block.
+    def down(k, out):
+        t = mid[:k * P.mid_rows * P.mid_cols].view(1, k, P.mid_rows, P.mid_cols)[:, :, :P.mid_h, :P.mid_w]
+        out.copy_(_upfirdn2d._upfirdn2d_kernel(t, P.fd, 1, 1, P.down, P.down, 0, 0, 0, 0, P.flip, 1.0)[0])
+    return down
 
 def _block_loader(x, b, plan, padded):
     # load(p, k): planes p ... p+k-1 of x (+ bias) into `padded`, where input row i lands in row
