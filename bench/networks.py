@@ -73,20 +73,23 @@ def peak_rss_gb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 def time_call(fn, device, reps, warmup=1):
-    """Median and min wall time of fn() over reps runs after warmup runs, and the peak RSS in GB."""
+    """Median and min wall time of fn() over reps runs after warmup runs, the peak RSS in GB, and the
+    smallest CPU time of this process per run (all threads; on a shared machine the least disturbed
+    figure for one thread)."""
     reset_peak_rss()
     for _ in range(warmup):
         fn()
-    times = []
+    times, cpu = [], []
     for _ in range(reps):
         _sync(device)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
         _sync(device)
         times.append(time.perf_counter() - t0)
-    return float(np.median(times)), float(np.min(times)), peak_rss_gb()
+        cpu.append(time.process_time() - c0)
+    return float(np.median(times)), float(np.min(times)), peak_rss_gb(), float(np.min(cpu))
 
-def modconv_floor(G, batch, device, reps, backward=False):
+def modconv_floor(G, batch, device, reps, warmup, backward=False):
     # Time only the modulated convolutions of every synthesis layer, with inputs of the real shapes;
     # with backward, also their gradients with respect to inputs, weights and styles.
     g = torch.Generator(device=device).manual_seed(0)
@@ -103,7 +106,7 @@ def modconv_floor(G, batch, device, reps, backward=False):
                                                         input_gain=L.magnitude_ema.rsqrt())
                 if backward:
                     y.backward(torch.ones_like(y))
-    return time_call(run, device, reps)
+    return time_call(run, device, reps, warmup)
 
 def reference_filtered_lrelu(fn):
     # fn() with native autograd through the reference filtered_lrelu (the CPU training path before the
@@ -148,21 +151,22 @@ def nvidia_forward(repo, cfg, res, batch, reps, threads, G):
 @click.option('--cfg',    help='Comma list of configs: stylegan3-t, stylegan3-r, stylegan2  [default: all three; with --quick: stylegan3-t]')
 @click.option('--res',    help='Comma list of resolutions  [default: 256,512; with --quick: 256]')
 @click.option('--batch',  help='Batch size', type=click.IntRange(min=1), default=4, show_default=True)
-@click.option('--reps',   help='Timed repetitions per measurement (after 1 warm-up)', type=click.IntRange(min=1), default=3, show_default=True)
+@click.option('--reps',   help='Timed repetitions per measurement', type=click.IntRange(min=1), default=3, show_default=True)
+@click.option('--warmup', help='Untimed runs before the timed ones', type=click.IntRange(min=0), default=1, show_default=True)
 @click.option('--device', help='torch device', default='cpu', show_default=True)
 @click.option('--threads',help='torch CPU threads (0 = leave as is)', type=click.IntRange(min=0), default=2, show_default=True)
 @click.option('--quick',  help='Only G forward and the modulated-conv floor, 1 rep', is_flag=True)
 @click.option('--train',  help='Only the training rows: G forward+backward, its modulated-conv floor, D forward+backward', is_flag=True)
 @click.option('--reference', help='Also time G forward+backward with native autograd through the reference filtered_lrelu (needs several times the memory)', is_flag=True)
 @click.option('--nvidia', help='Also time NVIDIA\'s generator from this local NVlabs/stylegan3 checkout (CPU; G forward only) and compare its images with ours', metavar='PATH')
-def main(cfg, res, batch, reps, device, threads, quick, train, reference, nvidia):
+def main(cfg, res, batch, reps, warmup, device, threads, quick, train, reference, nvidia):
     """Time G forward, G forward+backward and D forward+backward (images/s, peak RSS)."""
     device = torch.device(device)
     if threads:
         torch.set_num_threads(threads)
     cfgs = (cfg or ('stylegan3-t' if quick or train else 'stylegan3-t,stylegan3-r,stylegan2')).split(',')
     resolutions = [int(r) for r in (res or ('256' if quick or train else '256,512')).split(',')]
-    reps = 1 if quick else reps
+    reps, warmup = (1, 1) if quick else (reps, warmup)
     for c in cfgs:
         if c not in ('stylegan3-t', 'stylegan3-r', 'stylegan2'):
             raise click.BadParameter(f'unknown config {c!r}; choose from stylegan3-t, stylegan3-r, stylegan2', param_hint='--cfg')
@@ -174,13 +178,13 @@ def main(cfg, res, batch, reps, device, threads, quick, train, reference, nvidia
         check_nvidia_checkout(nvidia, cfgs)
     print(f'# torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, batch {batch}, '
           f'load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}')
-    print('| Config | Res | Measurement | median s | min s | images/s | peak RSS GB |')
-    print('|---|---|---|---:|---:|---:|---:|')
+    print('| Config | Res | Measurement | median s | min s | images/s | peak RSS GB | CPU s |')
+    print('|---|---|---|---:|---:|---:|---:|---:|')
     for c in cfgs:
         for r in resolutions:
-            bench_config(c, r, batch, reps, device, threads, quick, train, reference, nvidia)
+            bench_config(c, r, batch, reps, warmup, device, threads, quick, train, reference, nvidia)
 
-def bench_config(c, r, batch, reps, device, threads, quick, train, reference, nvidia):
+def bench_config(c, r, batch, reps, warmup, device, threads, quick, train, reference, nvidia):
     torch.manual_seed(0)
     G, D = build_networks(c, r, device)
     G.eval()
@@ -189,30 +193,30 @@ def bench_config(c, r, batch, reps, device, threads, quick, train, reference, nv
     img = torch.randn([batch, 3, r, r], device=device)
     sg3 = c.startswith('stylegan3')
     def row(what, t):
-        rss = f'{t[2]:.2f}' if len(t) > 2 else ''
-        print(f'| {c} | {r} | {what} | {t[0]:.3f} | {t[1]:.3f} | {batch / t[0]:.3f} | {rss} |', flush=True)
+        extra = f'{t[2]:.2f} | {t[3]:.3f}' if len(t) > 2 else ' |'
+        print(f'| {c} | {r} | {what} | {t[0]:.3f} | {t[1]:.3f} | {batch / t[0]:.3f} | {extra} |', flush=True)
     if not train:
         with torch.no_grad():
-            row('G forward', time_call(lambda: G(z, None, noise_mode='const'), device, reps))
+            row('G forward', time_call(lambda: G(z, None, noise_mode='const'), device, reps, warmup))
         if sg3 and (r == 256 or quick):
-            row('modulated convs only (floor)', modconv_floor(G, batch, device, reps))
+            row('modulated convs only (floor)', modconv_floor(G, batch, device, reps, warmup))
     if nvidia:
         t_nv, (diff_state, diff_pkl) = nvidia_forward(nvidia, c, r, batch, reps, threads, G)
         row('NVIDIA G forward (their code, same machine)', t_nv)
-        print(f'| {c} | {r} | max abs difference to NVIDIA\'s images: our G with their weights | {diff_state:.2e} | | | |')
-        print(f'| {c} | {r} | max abs difference to NVIDIA\'s images: their pickle, our importer | {diff_pkl:.2e} | | | |', flush=True)
+        print(f'| {c} | {r} | max abs difference to NVIDIA\'s images: our G with their weights | {diff_state:.2e} | | | | |')
+        print(f'| {c} | {r} | max abs difference to NVIDIA\'s images: their pickle, our importer | {diff_pkl:.2e} | | | | |', flush=True)
     if quick:
         return
     step = lambda: G(z, None).square().sum().backward()
-    row('G forward+backward', time_call(step, device, reps))
+    row('G forward+backward', time_call(step, device, reps, warmup))
     if reference and sg3:
-        row('G forward+backward, reference filtered_lrelu (native autograd)', time_call(reference_filtered_lrelu(step), device, reps))
+        row('G forward+backward, reference filtered_lrelu (native autograd)', time_call(reference_filtered_lrelu(step), device, reps, warmup))
     if sg3 and (train or r == 256):
-        row('modulated convs forward+backward (floor)', modconv_floor(G, batch, device, reps, backward=True))
+        row('modulated convs forward+backward (floor)', modconv_floor(G, batch, device, reps, warmup, backward=True))
     if not train:
         with torch.no_grad():
-            row('D forward', time_call(lambda: D(img, None), device, reps))
-    row('D forward+backward', time_call(lambda: D(img, None).sum().backward(), device, reps))
+            row('D forward', time_call(lambda: D(img, None), device, reps, warmup))
+    row('D forward+backward', time_call(lambda: D(img, None).sum().backward(), device, reps, warmup))
 
 if __name__ == '__main__':
     main() # pylint: disable=no-value-for-parameter
