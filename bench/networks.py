@@ -1,14 +1,21 @@
 # Network speed: generator forward, generator forward+backward and discriminator forward+backward at full
-# size (train.py defaults), in images/s, plus the modulated convolutions of stylegan3-t alone (the floor
-# that filtering cannot beat). Results go to docs/benchmarks.md ("Networks").
+# size (train.py defaults), in images/s and peak resident memory, plus the modulated convolutions of the
+# StyleGAN3 generators alone, forward and forward+backward (the floors that filtering cannot beat).
+# Results go to docs/benchmarks.md ("Networks").
 #
 #     .venv/bin/python bench/networks.py --quick                  # stylegan3-t 256, G forward + floor
 #     .venv/bin/python bench/networks.py --quick --res=512        # the same at 512
 #     .venv/bin/python bench/networks.py --cfg=stylegan3-t --res=256,512 --reps=3
+#     .venv/bin/python bench/networks.py --train --res=128        # G forward+backward, its floor, D
 #     .venv/bin/python bench/networks.py --quick --nvidia=~/src/stylegan3  # and NVIDIA's G, same machine
+#
+# Peak RSS is the process's high-water mark (VmHWM) over one measurement, reset before it through
+# /proc/self/clear_refs (Linux); it includes the networks' own weights. Elsewhere it is the process's
+# peak so far (getrusage), so later rows can only grow.
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -23,6 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from training import networks_stylegan2 # pylint: disable=wrong-import-position
 from training import networks_stylegan3 # pylint: disable=wrong-import-position
 from torch_utils import persistence # pylint: disable=wrong-import-position
+from torch_utils.ops import filtered_lrelu # pylint: disable=wrong-import-position
 
 #----------------------------------------------------------------------------
 
@@ -45,34 +53,72 @@ def _sync(device):
     if device.type == 'cuda':
         torch.cuda.synchronize(device)
 
+def reset_peak_rss():
+    # Linux: writing 5 to clear_refs resets the high-water mark of the resident set (VmHWM).
+    try:
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
+    except OSError:
+        pass
+
+def peak_rss_gb():
+    """Peak resident memory of this process in GB (VmHWM, else getrusage)."""
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('VmHWM:'):
+                    return int(line.split()[1]) / 2**20 # kB -> GB.
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
 def time_call(fn, device, reps, warmup=1):
-    """Median and min wall time of fn() over reps runs after warmup runs."""
+    """Median and min wall time of fn() over reps runs after warmup runs, the peak RSS in GB, and the
+    smallest CPU time of this process per run (all threads; on a shared machine the least disturbed
+    figure for one thread)."""
+    reset_peak_rss()
     for _ in range(warmup):
         fn()
-    times = []
+    times, cpu = [], []
     for _ in range(reps):
         _sync(device)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
         _sync(device)
         times.append(time.perf_counter() - t0)
-    return float(np.median(times)), float(np.min(times))
+        cpu.append(time.process_time() - c0)
+    return float(np.median(times)), float(np.min(times)), peak_rss_gb(), float(np.min(cpu))
 
-def modconv_floor(G, batch, device, reps):
-    # Time only the modulated convolutions of every synthesis layer, with inputs of the real shapes.
+def modconv_floor(G, batch, device, reps, warmup, backward=False):
+    # Time only the modulated convolutions of every synthesis layer, with inputs of the real shapes;
+    # with backward, also their gradients with respect to inputs, weights and styles.
     g = torch.Generator(device=device).manual_seed(0)
     cases = []
     for name in G.synthesis.layer_names:
         L = getattr(G.synthesis, name)
         x = torch.randn([batch, L.in_channels, int(L.in_size[1]), int(L.in_size[0])], device=device, generator=g)
         s = torch.randn([batch, L.in_channels], device=device, generator=g)
-        cases.append((L, x, s))
+        cases.append((L, x.requires_grad_(backward), s.requires_grad_(backward)))
     def run():
-        with torch.no_grad():
+        with torch.set_grad_enabled(backward):
             for L, x, s in cases:
-                networks_stylegan3.modulated_conv2d(x, L.weight, s, demodulate=not L.is_torgb, padding=L.conv_kernel - 1,
-                                                    input_gain=L.magnitude_ema.rsqrt())
-    return time_call(run, device, reps)
+                y = networks_stylegan3.modulated_conv2d(x, L.weight, s, demodulate=not L.is_torgb, padding=L.conv_kernel - 1,
+                                                        input_gain=L.magnitude_ema.rsqrt())
+                if backward:
+                    y.backward(torch.ones_like(y))
+    return time_call(run, device, reps, warmup)
+
+def reference_filtered_lrelu(fn):
+    # fn() with native autograd through the reference filtered_lrelu (the CPU training path before the
+    # sign-tensor Function): the comparison row of --reference.
+    def run():
+        taken = filtered_lrelu._cpu_training
+        filtered_lrelu._cpu_training = lambda *args: False
+        try:
+            fn()
+        finally:
+            filtered_lrelu._cpu_training = taken
+    return run
 
 def check_nvidia_checkout(repo, cfgs):
     for cfg in cfgs:
@@ -105,55 +151,72 @@ def nvidia_forward(repo, cfg, res, batch, reps, threads, G):
 @click.option('--cfg',    help='Comma list of configs: stylegan3-t, stylegan3-r, stylegan2  [default: all three; with --quick: stylegan3-t]')
 @click.option('--res',    help='Comma list of resolutions  [default: 256,512; with --quick: 256]')
 @click.option('--batch',  help='Batch size', type=click.IntRange(min=1), default=4, show_default=True)
-@click.option('--reps',   help='Timed repetitions per measurement (after 1 warm-up)', type=click.IntRange(min=1), default=3, show_default=True)
+@click.option('--reps',   help='Timed repetitions per measurement', type=click.IntRange(min=1), default=3, show_default=True)
+@click.option('--warmup', help='Untimed runs before the timed ones', type=click.IntRange(min=0), default=1, show_default=True)
 @click.option('--device', help='torch device', default='cpu', show_default=True)
 @click.option('--threads',help='torch CPU threads (0 = leave as is)', type=click.IntRange(min=0), default=2, show_default=True)
 @click.option('--quick',  help='Only G forward and the modulated-conv floor, 1 rep', is_flag=True)
+@click.option('--train',  help='Only the training rows: G forward+backward, its modulated-conv floor, D forward+backward', is_flag=True)
+@click.option('--reference', help='Also time G forward+backward with native autograd through the reference filtered_lrelu (needs several times the memory)', is_flag=True)
 @click.option('--nvidia', help='Also time NVIDIA\'s generator from this local NVlabs/stylegan3 checkout (CPU; G forward only) and compare its images with ours', metavar='PATH')
-def main(cfg, res, batch, reps, device, threads, quick, nvidia):
-    """Time G forward, G forward+backward and D forward+backward (images/s)."""
+def main(cfg, res, batch, reps, warmup, device, threads, quick, train, reference, nvidia):
+    """Time G forward, G forward+backward and D forward+backward (images/s, peak RSS)."""
     device = torch.device(device)
     if threads:
         torch.set_num_threads(threads)
-    cfgs = (cfg or ('stylegan3-t' if quick else 'stylegan3-t,stylegan3-r,stylegan2')).split(',')
-    resolutions = [int(r) for r in (res or ('256' if quick else '256,512')).split(',')]
-    reps = 1 if quick else reps
+    cfgs = (cfg or ('stylegan3-t' if quick or train else 'stylegan3-t,stylegan3-r,stylegan2')).split(',')
+    resolutions = [int(r) for r in (res or ('256' if quick or train else '256,512')).split(',')]
+    reps, warmup = (1, 1) if quick else (reps, warmup)
     for c in cfgs:
         if c not in ('stylegan3-t', 'stylegan3-r', 'stylegan2'):
             raise click.BadParameter(f'unknown config {c!r}; choose from stylegan3-t, stylegan3-r, stylegan2', param_hint='--cfg')
+    if quick and train:
+        raise click.BadParameter('--quick and --train select different rows; give one of them', param_hint='--train')
     if nvidia:
         if device.type != 'cpu':
             raise click.BadParameter('NVIDIA\'s generator is timed on the CPU only; use --device=cpu', param_hint='--nvidia')
         check_nvidia_checkout(nvidia, cfgs)
     print(f'# torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, batch {batch}, '
           f'load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}')
-    print('| Config | Res | Measurement | median s | min s | images/s |')
-    print('|---|---|---|---:|---:|---:|')
+    print('| Config | Res | Measurement | median s | min s | images/s | peak RSS GB | CPU s |')
+    print('|---|---|---|---:|---:|---:|---:|---:|')
     for c in cfgs:
         for r in resolutions:
-            torch.manual_seed(0)
-            G, D = build_networks(c, r, device)
-            G.eval()
-            D.eval()
-            z = torch.randn([batch, G.z_dim], device=device)
-            img = torch.randn([batch, 3, r, r], device=device)
-            def row(what, t):
-                print(f'| {c} | {r} | {what} | {t[0]:.3f} | {t[1]:.3f} | {batch / t[0]:.3f} |', flush=True)
-            with torch.no_grad():
-                row('G forward', time_call(lambda: G(z, None, noise_mode='const'), device, reps))
-            if c.startswith('stylegan3') and (r == 256 or quick):
-                row('modulated convs only (floor)', modconv_floor(G, batch, device, reps))
-            if nvidia:
-                t_nv, (diff_state, diff_pkl) = nvidia_forward(nvidia, c, r, batch, reps, threads, G)
-                row('NVIDIA G forward (their code, same machine)', t_nv)
-                print(f'| {c} | {r} | max abs difference to NVIDIA\'s images: our G with their weights | {diff_state:.2e} | | |')
-                print(f'| {c} | {r} | max abs difference to NVIDIA\'s images: their pickle, our importer | {diff_pkl:.2e} | | |', flush=True)
-            if quick:
-                continue
-            row('G forward+backward', time_call(lambda: G(z, None).square().sum().backward(), device, reps))
-            with torch.no_grad():
-                row('D forward', time_call(lambda: D(img, None), device, reps))
-            row('D forward+backward', time_call(lambda: D(img, None).sum().backward(), device, reps))
+            bench_config(c, r, batch, reps, warmup, device, threads, quick, train, reference, nvidia)
+
+def bench_config(c, r, batch, reps, warmup, device, threads, quick, train, reference, nvidia):
+    torch.manual_seed(0)
+    G, D = build_networks(c, r, device)
+    G.eval()
+    D.eval()
+    z = torch.randn([batch, G.z_dim], device=device)
+    img = torch.randn([batch, 3, r, r], device=device)
+    sg3 = c.startswith('stylegan3')
+    def row(what, t):
+        extra = f'{t[2]:.2f} | {t[3]:.3f}' if len(t) > 2 else ' |'
+        print(f'| {c} | {r} | {what} | {t[0]:.3f} | {t[1]:.3f} | {batch / t[0]:.3f} | {extra} |', flush=True)
+    if not train:
+        with torch.no_grad():
+            row('G forward', time_call(lambda: G(z, None, noise_mode='const'), device, reps, warmup))
+        if sg3 and (r == 256 or quick):
+            row('modulated convs only (floor)', modconv_floor(G, batch, device, reps, warmup))
+    if nvidia:
+        t_nv, (diff_state, diff_pkl) = nvidia_forward(nvidia, c, r, batch, reps, threads, G)
+        row('NVIDIA G forward (their code, same machine)', t_nv)
+        print(f'| {c} | {r} | max abs difference to NVIDIA\'s images: our G with their weights | {diff_state:.2e} | | | | |')
+        print(f'| {c} | {r} | max abs difference to NVIDIA\'s images: their pickle, our importer | {diff_pkl:.2e} | | | | |', flush=True)
+    if quick:
+        return
+    step = lambda: G(z, None).square().sum().backward()
+    row('G forward+backward', time_call(step, device, reps, warmup))
+    if reference and sg3:
+        row('G forward+backward, reference filtered_lrelu (native autograd)', time_call(reference_filtered_lrelu(step), device, reps, warmup))
+    if sg3 and (train or r == 256):
+        row('modulated convs forward+backward (floor)', modconv_floor(G, batch, device, reps, warmup, backward=True))
+    if not train:
+        with torch.no_grad():
+            row('D forward', time_call(lambda: D(img, None), device, reps, warmup))
+    row('D forward+backward', time_call(lambda: D(img, None).sum().backward(), device, reps, warmup))
 
 if __name__ == '__main__':
     main() # pylint: disable=no-value-for-parameter

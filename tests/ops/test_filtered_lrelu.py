@@ -88,7 +88,8 @@ def test_filtered_lrelu_clamp_bounds_and_no_grad_path_equals_grad_path():
         y0 = filtered_lrelu.filtered_lrelu(x, fu, torch.ones([1, 1]), up=2, padding=3, clamp=0.75, impl='ref')
     y1 = filtered_lrelu.filtered_lrelu(x.requires_grad_(True), fu, torch.ones([1, 1]), up=2, padding=3, clamp=0.75, impl='ref')
     assert y0.abs().max().item() <= 0.75 and y0.abs().max().item() == 0.75
-    assert torch.equal(y0, y1.detach())
+    # The no-grad call takes the blocked path (other tiles, so another summation order).
+    assert (y0 - y1.detach()).abs().max().item() <= 1e-14
 
 #----------------------------------------------------------------------------
 # The sign tensor of the reference kernel (format in docs/kernels.md).

@@ -2,11 +2,12 @@
 # downsample, the alias-free nonlinearity of every synthesis layer.
 #
 # Three layers, as in every op module here:
-#   _filtered_lrelu_ref()     the public reference path (native autograd): the specification and the CPU
-#                             path; built from the fast upfirdn2d reference kernel. CPU inference takes
+#   _filtered_lrelu_ref()     the public reference path (native autograd): the specification; built from
+#                             the fast upfirdn2d reference kernel. CPU inference takes
 #                             _filtered_lrelu_blocked(), the same sums on cache-sized blocks of planes;
 #   RefKernel                 the kernel entry points (docs/kernels.md) with the CUDA plugin's signatures,
 #                             including the bit-packed sign tensor that the backward pass reads;
+#                             CpuKernel (cpu_kernel) runs them on the blocked passes: CPU training;
 #   _filtered_lrelu_function() a cached factory: one autograd.Function per static configuration, taking
 #                             the kernel object as a parameter. Its backward is the same op with up and down
 #                             and the two filters swapped, reading the stored signs instead of recomputing
@@ -15,6 +16,7 @@
 import collections
 import functools
 import math
+import sys
 
 import numpy as np
 import torch
@@ -56,7 +58,16 @@ def filtered_lrelu(x, fu=None, fd=None, b=None, up=1, down=1, padding=0, gain=np
         kernel = _select_kernel(x, fu_k, fd_k, up, down, px0, px1, py0, py1, gain, slope, clamp, flip_filter)
         fn = _filtered_lrelu_function(up, down, px0, px1, py0, py1, gain, slope, clamp, bool(flip_filter), kernel)
         return fn.apply(x, fu_k, fd_k, b, None, 0, 0)
+    if impl == 'cuda' and _cpu_training(x, fu, fd, b):
+        fn = _filtered_lrelu_function(up, down, px0, px1, py0, py1, gain, slope, clamp, bool(flip_filter), cpu_kernel)
+        return fn.apply(x, _kernel_filter(fu, x), _kernel_filter(fd, x), b, None, 0, 0)
     return _filtered_lrelu_ref(x, fu, fd, b, up, down, px0, px1, py0, py1, gain, slope, clamp, bool(flip_filter))
+
+def _cpu_training(x, fu, fd, b):
+    # A CPU call that needs a gradient for x or b (not for the filters): the sign-tensor Function with
+    # the blocked CPU kernel (docs/ops.md, "CPU training").
+    return (x.device.type == 'cpu' and torch.is_grad_enabled() and (x.requires_grad or (b is not None and b.requires_grad))
+            and not any(f is not None and f.requires_grad for f in (fu, fd)))
 
 #----------------------------------------------------------------------------
 
@@ -157,9 +168,11 @@ def _activate(t, gain, slope, clamp, in_place):
     return t
 
 #----------------------------------------------------------------------------
-# The blocked inference path (CPU, no gradient, separable filters): the four banded-matrix passes of
-# _up_stage and _down_stage, run on blocks of planes (one plane = one channel of one image) whose
-# intermediate tensor fits in the L3 cache, with no window copies in the height passes.
+# The blocked path (CPU, separable filters): the four banded-matrix passes of _up_stage and
+# _down_stage, run on blocks of planes (one plane = one channel of one image) whose intermediate tensor
+# fits in the L3 cache, with no window copies in the height passes. Inference runs it directly
+# (_filtered_lrelu_blocked); training runs it inside the sign-tensor autograd Function through
+# cpu_kernel below, which writes the packed signs in the forward pass and reads them in the backward.
 #
 # A height pass reads tile j of a plane from rows [j*step, j*step + t_in) of a buffer whose planes are
 # exactly tiles*step rows apart, so all windows of a block form one strided [planes*tiles, t_in, W] view
@@ -174,6 +187,12 @@ _TILE_UP = 32           # Outputs per tile of the upsampling passes (a multiple 
 _TILE_DOWN = 16         # Outputs per tile of the downsampling passes.
 
 _Tiling = collections.namedtuple('_Tiling', 'first t_in step tiles t_out') # One pass, in input samples.
+
+# Geometry of one blocked call: the intermediate t is [mid_h, mid_w] per plane, stored in blocks of
+# `blk` planes as [mid_rows, mid_cols] (whole tiles); uw/uh/dh/dw and m_* are the tilings and band
+# matrices of the four banded passes (None for a 2-D filter, which runs as a depthwise convolution).
+_Plan = collections.namedtuple('_Plan', 'mid_h mid_w out_h out_w uw uh dh dw mid_rows mid_cols in_rows in_cols '
+                                        'low_rows m_uw m_uh m_dh m_dw blk fu fd up down pad flip gain')
 
 def _tiling(k, up, down, p0, l_out, t_out, tiles=None):
     # Tile j reads inputs first + j*step ... + t_in - 1 (negative = leading padding) and writes outputs
@@ -194,85 +213,145 @@ def _up_tile_rows(up, down):
     rows = math.lcm(up, down * _TILE_DOWN)
     return rows * -(-_TILE_UP // rows)
 
+def _blocked_supported(x, fu, fd, up, down):
+    # Shapes and dtypes the blocked passes handle: CPU float32/64 and both filters given (1-D filters
+    # run as banded passes, 2-D ones as depthwise convolutions of the block).
+    return (x.device.type == 'cpu' and x.dtype in (torch.float32, torch.float64)
+            and fu is not None and fd is not None and (fu.ndim == 2 or _up_tile_rows(up, down) <= 4 * _TILE_UP))
+
 def _blocked_applies(x, fu, fd, b, up, down, gain):
     needs_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, fu, fd, b))
-    return (x.device.type == 'cpu' and x.dtype in (torch.float32, torch.float64) and not needs_grad
-            and fu is not None and fd is not None and fu.ndim == 1 and fd.ndim == 1 and gain > 0
-            and _up_tile_rows(up, down) <= 4 * _TILE_UP)
+    return not needs_grad and gain > 0 and _blocked_supported(x, fu, fd, up, down)
+
+def _blocked_plan(x, fu, fd, up, down, px0, px1, py0, py1, gain, flip, block_planes=None):
+    n, c, h, w = x.shape
+    (kuw, kuh), (kdw, kdh) = _filter_size(fu), _filter_size(fd)
+    mid_h, mid_w = h * up + py0 + py1 - kuh + 1, w * up + px0 + px1 - kuw + 1 # After fu, before fd.
+    out_h, out_w = (mid_h - kdh) // down + 1, (mid_w - kdw) // down + 1
+    uw = uh = dh = dw = m_uw = m_uh = m_dh = m_dw = None
+    mid_rows, mid_cols, in_rows, in_cols, low_rows = mid_h, mid_w, 0, 0, 0
+
+    # Tilings of the banded passes, the buffer sizes they imply (per plane), and their band matrices;
+    # gain * up**2 goes into the first (gain * lrelu(t) = lrelu(gain * t) for gain > 0).
+    if fu.ndim == 1:
+        gu = (fu if flip else fu.flip(0)).to(x.dtype)                       # Correlation taps.
+        uw = _tiling(kuw, up, 1, px0, mid_w, up * -(-_TILE_UP // up))
+        uh = _tiling(kuh, up, 1, py0, mid_h, _up_tile_rows(up, down))
+        mid_rows, mid_cols = uh.tiles * uh.t_out, uw.tiles * uw.t_out
+        in_rows, in_cols = uh.tiles * uh.step, (uw.tiles - 1) * uw.step + uw.t_in
+        m_uw = _upfirdn2d._band_matrix(gu * (gain * up * up), up, 1, px0, uw.first, uw.t_in, uw.t_out) # [t_in, t_out]
+        m_uh = _upfirdn2d._band_matrix(gu, up, 1, py0, uh.first, uh.t_in, uh.t_out).t()                # [t_out, t_in]
+    if fd.ndim == 1:
+        gd = (fd if flip else fd.flip(0)).to(x.dtype)
+        step = down * _TILE_DOWN
+        dh = _tiling(kdh, 1, down, 0, out_h, _TILE_DOWN, tiles=mid_rows // step if fu.ndim == 1 else max(-(-mid_h // step), -(-out_h // _TILE_DOWN)))
+        dw = _tiling(kdw, 1, down, 0, out_w, _TILE_DOWN)
+        mid_rows, low_rows = dh.tiles * step, dh.tiles * dh.t_out
+        m_dh = _upfirdn2d._band_matrix(gd, 1, down, 0, 0, dh.t_in, dh.t_out).t()
+        m_dw = _upfirdn2d._band_matrix(gd, 1, down, 0, 0, dw.t_in, dw.t_out)
+    blk = block_planes or max(1, _BLOCK_BYTES // (mid_rows * mid_cols * x.element_size()))
+    return _Plan(mid_h, mid_w, out_h, out_w, uw, uh, dh, dw, mid_rows, mid_cols, in_rows, in_cols, low_rows,
+                 m_uw, m_uh, m_dh, m_dw, min(blk, n * c), fu, fd, up, down, (px0, px1, py0, py1), flip, gain)
 
 def _row_windows(buf, windows, tiling, width):
     # [windows, t_in, width] view of the height-pass windows (tiles of consecutive planes) in buf.
     return buf.as_strided([windows, tiling.t_in, width], [tiling.step * width, width, 1])
 
-def _filtered_lrelu_blocked(x, fu, fd, b, up, down, px0, px1, py0, py1, gain, slope, clamp, flip, block_planes=None):
+def _blocked_run(x, b, plan, act):
+    # Block by block: the upsampling stage into `mid`, act(t, p, k) in place on the block's intermediate
+    # t [k, mid_rows, mid_cols] (planes p ... p+k-1), the downsampling stage. Returns y, or None if
+    # some output is not finite.
     n, c, h, w = x.shape
-    gu = (fu if flip else fu.flip(0)).to(x.dtype)                           # Correlation taps.
-    gd = (fd if flip else fd.flip(0)).to(x.dtype)
-    ku, kd = gu.shape[0], gd.shape[0]
-    mid_h, mid_w = h * up + py0 + py1 - ku + 1, w * up + px0 + px1 - ku + 1 # After fu, before fd.
-    out_h, out_w = (mid_h - kd) // down + 1, (mid_w - kd) // down + 1
+    P = plan
+    margin = max(P.dh.t_in - P.dh.step, 0) * P.mid_cols if P.dh else 0 # Read past the last plane; stays zero.
+    mid = x.new_zeros([P.blk * P.mid_rows * P.mid_cols + margin])
+    up_stage = (_banded_up_stage if P.uw else _conv_up_stage)(x, b, P, mid)
+    down_stage = (_banded_down_stage if P.dw else _conv_down_stage)(x, P, mid)
+    y = x.new_empty([n, c, P.out_h, P.out_w])
+    y_planes = y.view(n * c, P.out_h, P.out_w)
+    for p in range(0, n * c, P.blk):
+        k = min(P.blk, n * c - p)
+        t = up_stage(p, k)
+        act(t, p, k)
+        down_stage(k, y_planes[p: p + k])
+        if not math.isfinite(float(y_planes[p: p + k].sum())): # Any NaN or inf (or a sum that overflows).
+            return None
+    return y
 
-    # Tilings of the four passes, and the buffer sizes they imply (per plane).
-    uw = _tiling(ku, up, 1, px0, mid_w, up * -(-_TILE_UP // up))
-    uh = _tiling(ku, up, 1, py0, mid_h, _up_tile_rows(up, down))
-    mid_rows, mid_cols = uh.tiles * uh.t_out, uw.tiles * uw.t_out
-    dh = _tiling(kd, 1, down, 0, out_h, _TILE_DOWN, tiles=mid_rows // (down * _TILE_DOWN))
-    dw = _tiling(kd, 1, down, 0, out_w, _TILE_DOWN)
-    in_rows, in_cols = uh.tiles * uh.step, (uw.tiles - 1) * uw.step + uw.t_in
-    low_rows = dh.tiles * dh.t_out
+def _banded_up_stage(x, b, P, mid):
+    # up(p, k): the two banded passes (width on the small input, then height) into `mid`.
+    padded = x.new_zeros([P.blk, P.in_rows, P.in_cols]) # Its padding stays zero.
+    wide = x.new_zeros([P.blk * P.in_rows * P.mid_cols + max(P.uh.t_in - P.uh.step, 0) * P.mid_cols])
+    load = _block_loader(x, b, P, padded)
+    def up(p, k):
+        load(p, k)
+        # Width pass: the overlapping windows of the small input are gathered once.
+        windows = padded[:k].unfold(2, P.uw.t_in, P.uw.step).reshape(-1, P.uw.t_in) # [k*in_rows*tiles, t_in]
+        torch.mm(windows, P.m_uw, out=wide[:k * P.in_rows * P.mid_cols].view(-1, P.uw.t_out))
+        # Height pass, reading its windows in place.
+        t = mid[:k * P.mid_rows * P.mid_cols]
+        torch.matmul(P.m_uh, _row_windows(wide, k * P.uh.tiles, P.uh, P.mid_cols), out=t.view(k * P.uh.tiles, P.uh.t_out, P.mid_cols))
+        return t.view(k, P.mid_rows, P.mid_cols)
+    return up
 
-    m_uw = _upfirdn2d._band_matrix(gu * (gain * up * up), up, 1, px0, uw.first, uw.t_in, uw.t_out) # [t_in, t_out]
-    m_uh = _upfirdn2d._band_matrix(gu, up, 1, py0, uh.first, uh.t_in, uh.t_out).t()                # [t_out, t_in]
-    m_dh = _upfirdn2d._band_matrix(gd, 1, down, 0, 0, dh.t_in, dh.t_out).t()
-    m_dw = _upfirdn2d._band_matrix(gd, 1, down, 0, 0, dw.t_in, dw.t_out)
+def _conv_up_stage(x, b, P, mid):
+    # up(p, k) for a 2-D fu: the reference kernel's polyphase depthwise convolution on the block,
+    # copied into the layout of `mid`.
+    n, c, h, w = x.shape
+    x_planes = x.reshape(n * c, h, w)
+    bias = None if b is None else b.to(x.dtype).repeat(n).reshape(n * c, 1, 1)
+    def up(p, k):
+        xb = x_planes[p: p + k] if bias is None else x_planes[p: p + k] + bias[p: p + k]
+        tb = _upfirdn2d._upfirdn2d_kernel(xb[None], P.fu, P.up, P.up, 1, 1, *P.pad, P.flip, P.gain * P.up * P.up)
+        t = mid[:k * P.mid_rows * P.mid_cols].view(k, P.mid_rows, P.mid_cols)
+        t[:, :P.mid_h, :P.mid_w].copy_(tb[0])
+        return t
+    return up
 
-    # Workspaces for one block, zeroed once: the padding of `padded` and the margins stay zero.
-    planes = n * c
-    blk = block_planes or max(1, _BLOCK_BYTES // (mid_rows * mid_cols * x.element_size()))
-    blk = min(blk, planes)
-    padded = x.new_zeros([blk, in_rows, in_cols])
-    wide = x.new_zeros([blk * in_rows * mid_cols + max(uh.t_in - uh.step, 0) * mid_cols])
-    mid = x.new_zeros([blk * mid_rows * mid_cols + max(dh.t_in - dh.step, 0) * mid_cols])
-    low = x.new_zeros([blk * low_rows * mid_cols + dw.t_in])
+def _banded_down_stage(x, P, mid):
+    # down(k, out): the two banded passes (height on the big tensor, reading its windows in place, then
+    # width: one GEMM per column tile over all rows of the block) into out [k, out_h, out_w].
+    low = x.new_zeros([P.blk * P.low_rows * P.mid_cols + P.dw.t_in])
+    def down(k, out):
+        torch.matmul(P.m_dh, _row_windows(mid, k * P.dh.tiles, P.dh, P.mid_cols),
+                     out=low[:k * P.low_rows * P.mid_cols].view(k * P.dh.tiles, P.dh.t_out, P.mid_cols))
+        col_windows = low.as_strided([P.dw.tiles, k * P.low_rows, P.dw.t_in], [P.dw.step, P.mid_cols, 1])
+        res = torch.bmm(col_windows, P.m_dw.expand(P.dw.tiles, -1, -1)).view(P.dw.tiles, k, P.low_rows, P.dw.t_out)
+        for j in range(P.dw.tiles):
+            c0, c1 = j * P.dw.t_out, min((j + 1) * P.dw.t_out, P.out_w)
+            if c0 < c1:
+                out[:, :, c0: c1].copy_(res[j, :, :P.out_h, : c1 - c0])
+    return down
 
-    # Where the input lands in `padded` (input row i -> row i - uh.first; negative padding crops).
-    src_r, src_c = max(uh.first, 0), max(uw.first, 0)
-    dst_r, dst_c = max(-uh.first, 0), max(-uw.first, 0)
-    rows, cols = min(h - src_r, in_rows - dst_r), min(w - src_c, in_cols - dst_c)
-    x_planes = x.reshape(planes, h, w)
-    bias = None if b is None else b.to(x.dtype).repeat(n).reshape(planes, 1, 1)
-    y = x.new_empty([n, c, out_h, out_w])
-    y_planes = y.view(planes, out_h, out_w)
+def _conv_down_stage(x, P, mid):
+    # down(k, out) for a 2-D fd: the reference kernel's strided depthwise convolution on the block.
+    def down(k, out):
+        t = mid[:k * P.mid_rows * P.mid_cols].view(1, k, P.mid_rows, P.mid_cols)[:, :, :P.mid_h, :P.mid_w]
+        out.copy_(_upfirdn2d._upfirdn2d_kernel(t, P.fd, 1, 1, P.down, P.down, 0, 0, 0, 0, P.flip, 1.0)[0])
+    return down
 
-    for p in range(0, planes, blk):
-        k = min(blk, planes - p)
-        if rows > 0 and cols > 0: # Bias and padding.
+def _block_loader(x, b, plan, padded):
+    # load(p, k): planes p ... p+k-1 of x (+ bias) into `padded`, where input row i lands in row
+    # i - uh.first (negative padding crops).
+    n, c, h, w = x.shape
+    src_r, src_c = max(plan.uh.first, 0), max(plan.uw.first, 0)
+    dst_r, dst_c = max(-plan.uh.first, 0), max(-plan.uw.first, 0)
+    rows, cols = min(h - src_r, plan.in_rows - dst_r), min(w - src_c, plan.in_cols - dst_c)
+    x_planes = x.reshape(n * c, h, w)
+    bias = None if b is None else b.to(x.dtype).repeat(n).reshape(n * c, 1, 1)
+    def load(p, k):
+        if rows > 0 and cols > 0:
             src = x_planes[p: p + k, src_r: src_r + rows, src_c: src_c + cols]
             dst = padded[:k, dst_r: dst_r + rows, dst_c: dst_c + cols]
             if bias is None:
                 dst.copy_(src)
             else:
                 torch.add(src, bias[p: p + k], out=dst)
-        # Upsampling width pass: the overlapping windows of the small input are gathered once.
-        windows = padded[:k].unfold(2, uw.t_in, uw.step).reshape(-1, uw.t_in) # [k*in_rows*tiles, t_in]
-        torch.mm(windows, m_uw, out=wide[:k * in_rows * mid_cols].view(-1, uw.t_out))
-        # Upsampling height pass and activation, in place.
-        t = mid[:k * mid_rows * mid_cols]
-        torch.matmul(m_uh, _row_windows(wide, k * uh.tiles, uh, mid_cols), out=t.view(k * uh.tiles, uh.t_out, mid_cols))
-        _activate(t, 1.0, slope, clamp, in_place=True)
-        # Downsampling height pass.
-        torch.matmul(m_dh, _row_windows(mid, k * dh.tiles, dh, mid_cols),
-                     out=low[:k * low_rows * mid_cols].view(k * dh.tiles, dh.t_out, mid_cols))
-        # Downsampling width pass: one GEMM per column tile over all rows of the block.
-        col_windows = low.as_strided([dw.tiles, k * low_rows, dw.t_in], [dw.step, mid_cols, 1])
-        res = torch.bmm(col_windows, m_dw.expand(dw.tiles, -1, -1)).view(dw.tiles, k, low_rows, dw.t_out)
-        for j in range(dw.tiles):
-            c0, c1 = j * dw.t_out, min((j + 1) * dw.t_out, out_w)
-            if c0 < c1:
-                y_planes[p: p + k, :, c0: c1].copy_(res[j, :, :out_h, : c1 - c0])
-        if not math.isfinite(float(y_planes[p: p + k].sum())): # Any NaN or inf (or a sum that overflows).
-            return None
-    return y
+    return load
+
+def _filtered_lrelu_blocked(x, fu, fd, b, up, down, px0, px1, py0, py1, gain, slope, clamp, flip, block_planes=None):
+    plan = _blocked_plan(x, fu, fd, up, down, px0, px1, py0, py1, gain, flip, block_planes)
+    return _blocked_run(x, b, plan, lambda t, p, k: _activate(t, 1.0, slope, clamp, in_place=True))
 
 #----------------------------------------------------------------------------
 # Sign tensor (docs/kernels.md, "Sign tensor"): one 2-bit code per element of the pre-activation t,
@@ -362,6 +441,98 @@ class RefKernel:
     filtered_lrelu_act_ = staticmethod(_filtered_lrelu_act_kernel)
 
 ref_kernel = RefKernel()
+
+#----------------------------------------------------------------------------
+# The CPU kernel for training: the blocked passes, writing the sign tensor in the forward pass and
+# reading it in the backward pass (the reference kernel's format, so either kernel reads what the other
+# wrote). filtered_lrelu() runs it inside the sign-tensor Function for CPU tensors that need a gradient:
+# each layer then keeps 2 bits per intermediate element instead of the full-size float tensors that
+# native autograd through the reference keeps, and the backward (the same op, up/down and the filters
+# swapped) runs on the same cache-sized blocks. Cases the blocked passes do not handle (2-D filters,
+# non-finite values) run the reference kernel, which keeps the same sign format.
+
+def _sign_writer(x, plan, slope, clamp):
+    # act(t, p, k) for write mode, and the sign tensor it fills: codes of the pre-activation t (gain
+    # folded in), then the activation in place; clamping only where some value exceeds the clamp.
+    n, c = x.shape[:2]
+    wb = sign_tensor_width(plan.mid_w)
+    so = torch.empty([n, c, plan.mid_h, wb], dtype=torch.uint8)
+    so_planes = so.view(n * c, plan.mid_h, wb)
+    codes = torch.zeros([plan.blk, plan.mid_h, 4 * wb], dtype=torch.uint8) # Columns >= mid_w stay 0.
+    def act(t, p, k):
+        tv, cv = t[:, :plan.mid_h, :plan.mid_w], codes[:k, :, :plan.mid_w]
+        torch.lt(tv, 0, out=cv.view(torch.bool))                            # Code 1 where t < 0.
+        _activate(t, 1.0, slope, -1.0, in_place=True)
+        if clamp >= 0:
+            lo, hi = torch.aminmax(tv)
+            if hi > clamp or lo < -clamp:                                    # Rare: codes 2 and 3.
+                over = tv.abs() > clamp
+                cv.copy_(torch.where(over, 2 + (tv <= 0).to(torch.uint8), cv))
+                t.clamp_(-clamp, clamp)
+        so_planes[p: p + k].copy_(_pack_codes(codes[:k]))
+    return act, so
+
+def _pack_codes(codes):
+    # uint8 codes [..., 4*B] -> packed bytes [..., B] (pack_signs' layout): the four codes of a byte are
+    # the four bytes of one little-endian int32, shifted into place and or-ed.
+    v = codes.view(torch.int32)
+    packed = v | (v >> 6)
+    packed |= v >> 12
+    packed |= v >> 18
+    return packed.bitwise_and_(0xFF)
+
+def _unpack_codes(s):
+    # Packed bytes [..., B] -> uint8 codes [..., 4*B]: the inverse of _pack_codes.
+    v = s.to(torch.int32)
+    u = v | (v << 6)
+    u |= v << 12
+    u |= v << 18
+    return u.bitwise_and_(0x03030303).view(torch.uint8)
+
+def _sign_reader(si, sx, sy, plan, slope, dtype):
+    # act(t, p, k) for read mode: t (the gradient, gain folded in) times derivative(code), the code of
+    # element (i, j) read from si at (i + sy, j + sx); zero outside si.
+    n, c, hs, ws = si.shape
+    si_planes = si.view(n * c, hs, ws)
+    r0, r1 = max(0, -sy), min(plan.mid_h, hs - sy)
+    c0, c1 = max(0, -sx), min(plan.mid_w, 4 * ws - sx)
+    lut = torch.tensor([1.0, slope, 0.0, 0.0], dtype=dtype)
+    def act(t, p, k):
+        if r0 >= r1 or c0 >= c1:
+            t.zero_()
+            return
+        for region in (t[:, :r0], t[:, r1:], t[:, r0: r1, :c0], t[:, r0: r1, c1:]):
+            region.zero_()
+        s = si_planes[p: p + k, r0 + sy: r1 + sy]
+        codes = _unpack_codes(s)[:, :, c0 + sx: c1 + sx]
+        tv = t[:, r0: r1, c0: c1]
+        if bool((s & 0xAA).any()): # Some clamped element (codes 2, 3): the exact table lookup.
+            tv.mul_(lut[codes.long()])
+        elif slope != 1:           # Codes 0 and 1 only: t + (slope - 1) * t where code 1 (bool ops are slow).
+            tv.addcmul_(tv, codes.to(dtype), value=slope - 1)
+    return act
+
+def _filtered_lrelu_cpu_kernel(x, fu, fd, b, si, up, down, px0, px1, py0, py1, sx, sy, gain, slope, clamp, flip_filter, write_signs):
+    read = si.numel() > 0
+    if _blocked_supported(x, fu, fd, up, down) and (read or gain > 0) and sys.byteorder == 'little':
+        plan = _blocked_plan(x, fu, fd, up, down, px0, px1, py0, py1, gain, flip_filter)
+        so = torch.empty([0], dtype=torch.uint8)
+        if read:
+            act = _sign_reader(si, int(sx), int(sy), plan, slope, x.dtype)
+        elif write_signs:
+            act, so = _sign_writer(x, plan, slope, clamp)
+        else:
+            act = lambda t, p, k: _activate(t, 1.0, slope, clamp, in_place=True)
+        y = _blocked_run(x, b if b.numel() else None, plan, act)
+        if y is not None:
+            return y, so, 0
+    return _filtered_lrelu_kernel(x, fu, fd, b, si, up, down, px0, px1, py0, py1, sx, sy, gain, slope, clamp, flip_filter, write_signs)
+
+class CpuKernel(RefKernel):
+    """The reference kernel with the blocked fused entry point: what CPU training runs."""
+    filtered_lrelu = staticmethod(_filtered_lrelu_cpu_kernel)
+
+cpu_kernel = CpuKernel()
 
 #----------------------------------------------------------------------------
 # The kernel-parameterised autograd Function.
