@@ -226,19 +226,9 @@ def _select_kernel(x, dim, spec, alpha, gain, clamp):
 def _bias_act_function(dim, act, alpha, gain, clamp, kernel):
     spec = activation_funcs[act]
     idx = spec.cuda_idx
-    empty_cache = dict()
-
-    def empty(like):
-        key = (like.device, like.dtype)
-        if key not in empty_cache:
-            empty_cache[key] = torch.empty([0], device=like.device, dtype=like.dtype)
-        return empty_cache[key]
-
-    def needs_x():
-        return spec.ref == 'x'
-
-    def needs_y():
-        return spec.ref == 'y' or clamp >= 0
+    keep_s = spec.ref == 'x'                    # The gradient reads the biased input s = x + b ...
+    keep_y = spec.ref == 'y' or clamp >= 0      # ... or the output y (always when clamping).
+    empty = lambda like: like.new_empty([0])    # Placeholder for the kernel's unused tensor arguments.
 
     class BiasActFunction(torch.autograd.Function):
         @staticmethod
@@ -247,10 +237,10 @@ def _bias_act_function(dim, act, alpha, gain, clamp, kernel):
             bb = b.contiguous().to(x.dtype) if b is not None else empty(x)
             y = kernel.bias_act(x, bb, empty(x), empty(x), empty(x), 0, dim, idx, alpha, gain, clamp)
             s = empty(x)
-            if needs_x():
+            if keep_s:
                 s = x + _bias_shape(bb, x.ndim, dim) if b is not None else x
             # x itself is kept only to route second-order gradients back to it.
-            ctx.save_for_backward(x if spec.has_2nd_grad else empty(x), bb, s, y if needs_y() else empty(x))
+            ctx.save_for_backward(x if spec.has_2nd_grad else empty(x), bb, s, y if keep_y else empty(x))
             ctx.has_bias = b is not None
             return y
 
