@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.ops.oracles import filtered_lrelu_zero_insertion
+from bench.zero_insertion import filtered_lrelu_zero_insertion
 from torch_utils.ops import filtered_lrelu, upfirdn2d
 
 #----------------------------------------------------------------------------
