@@ -1,4 +1,4 @@
-# The study definition: one JSON (or YAML, when PyYAML is installed) file or the equivalent command-line
+# The study definition: one JSON or YAML file or the equivalent command-line
 # options, validated key by key, with defaults filled in and the condition sweeps expanded into a list of
 # named conditions. Paths are resolved relative to the study file.
 

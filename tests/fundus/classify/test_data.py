@@ -53,6 +53,17 @@ def test_one_zip_study_splits_by_patient(phantom_dir, tmp_path):
     assert set(plan.sets) == {'train', 'val', 'test'}
     assert not set(plan.sets['train'].patients) & set(plan.sets['test'].patients)
 
+def test_yaml_study_file_equals_the_json_one(phantom_dir):
+    # YAML is JSON's superset: the JSON text read as .yaml must resolve to the same definition.
+    path = write_study(phantom_dir, file='same.json')
+    yaml_path = os.path.join(phantom_dir, 'same.yaml')
+    shutil.copyfile(path, yaml_path)
+    assert config.load_study(yaml_path) == config.load_study(path)
+    with open(os.path.join(phantom_dir, 'bad.yaml'), 'w') as f:
+        f.write('name: [unclosed\n')
+    with pytest.raises(ClassifyError, match='bad.yaml: not valid YAML'):
+        config.load_study(os.path.join(phantom_dir, 'bad.yaml'))
+
 #----------------------------------------------------------------------------
 # Leakage guard.
 
