@@ -1,6 +1,8 @@
 # DeLong AUC variance, CI and paired test: the sorted-placement implementation against the O(m n)
 # definition of DeLong et al. (1988), against scikit-learn's AUC, and on closed-form edge cases.
 
+import os
+
 import numpy as np
 import pytest
 import scipy.stats
@@ -70,5 +72,32 @@ def test_bad_input():
         stats.delong_ci([0, 1, 1], [0.1, 0.2])
     with pytest.raises(stats.StatsError, match='finite'):
         stats.delong_ci([0, 1], [0.1, np.nan])
+
+#----------------------------------------------------------------------------
+# Published values: pROC (Robin et al., BMC Bioinformatics 12:77, 2011) on its aSAH data set. The expected
+# numbers are those pinned in pROC's own test suite (tests/testthat/test-roc.test.R and test-cov.R) and the
+# documented ci.auc example (s100b: 0.6301-0.8326, DeLong); outcome 'Poor' is the positive class.
+
+def _asah():
+    path = os.path.join(os.path.dirname(__file__), 'data', 'asah.csv')
+    rows = [line.strip().split(',') for line in open(path) if not line.startswith('#')][1:]
+    y = np.array([r[0] == 'Poor' for r in rows])
+    wfns, s100b, ndka = (np.array([float(r[i]) for r in rows]) for i in (1, 2, 3))
+    return y, wfns, s100b, ndka
+
+def test_delong_matches_proc_published_values():
+    y, wfns, s100b, ndka = _asah()
+    assert y.size == 113 and y.sum() == 41
+    for a, b, z_want, p_want in ((wfns, s100b, 2.20898359144091, 0.0271757822291882),
+                                 (wfns, ndka, 2.79777591868904, 0.00514557970691098),
+                                 (ndka, s100b, -1.39077002573558, 0.164295175223054)):
+        z, p = stats.delong_test(y, a, b)
+        assert abs(z - z_want) < 1e-10 and abs(p - p_want) < 1e-12
+    _, cov = stats.delong_cov(y, np.stack([wfns, ndka, s100b]))
+    assert abs(cov[0, 1] - -0.000532967856762438) < 1e-15
+    assert abs(cov[1, 2] - -0.000756164938056579) < 1e-15
+    assert abs(cov[2, 0] - 0.00119615567376754) < 1e-15
+    auc, lo, hi = stats.delong_ci(y, s100b)
+    assert abs(auc - 0.7313686) < 1e-7 and abs(lo - 0.6301182) < 1e-7 and abs(hi - 0.8326189) < 1e-7
 
 #----------------------------------------------------------------------------
