@@ -38,8 +38,9 @@ def summarize(result_path):
     parts = []
     for name, comp in res.get('comparisons', {}).items():
         d = comp.get('balanced_accuracy', {})
-        if isinstance(d, dict) and 'diff' in d:
-            parts.append(f'{name} - real: {d["diff"]:+.3f} ({d.get("lo", float("nan")):+.3f} to {d.get("hi", float("nan")):+.3f})')
+        if isinstance(d, dict) and d.get('diff') is not None and d.get('ci'):
+            lo, hi = (float('nan') if v is None else v for v in d['ci'])
+            parts.append(f'{name} - real {d["diff"]:+.3f} (95% CI {lo:+.3f} to {hi:+.3f})')
     return '; '.join(parts) or 'see study.html'
 
 def run_study(demo):

@@ -87,8 +87,8 @@ def prune_run_dir(path):
 # Stage 3: the model evaluated from here on. A shipped model is checked against its manifest (a mismatch
 # fails this stage and everything that needs the model); without one, stage 2's snapshot.
 
-def choose_model(demo, model_dir=None):
-    path = shipped.generator_path(model_dir or shipped.MODEL_DIR)
+def choose_model(demo):
+    path = shipped.generator_path(demo.model_dir or shipped.MODEL_DIR)
     if path is None:
         if demo.snapshot is None:
             raise RuntimeError('no shipped model and no snapshot from stage 2')
@@ -199,7 +199,7 @@ def _ci(results, name, digits):
 
 def _registry_metric(demo, name, **kwargs):
     results = _report(demo, metric_main.calc_metric(name, **metric_kwargs(demo, **kwargs)))
-    demo.metrics[name] = results[name]
+    demo.metrics.update({k: v for k, v in results.items() if k in (name, f'{name}_near_copies')})
     return results
 
 def _eqt(demo, G, folder, cfg):

@@ -35,7 +35,7 @@ def stage_deadlines(start, seconds, stages, shares=None):
         out[s.key] = start + seconds * acc / max(total, 1e-9)
     return out
 
-def run_demo(outdir='demo-out', minutes=12.0, device='auto', config=None, echo=print, stages=None):
+def run_demo(outdir='demo-out', minutes=12.0, device='auto', config=None, echo=print, stages=None, model_dir=None):
     """Run every stage within `minutes` (wall clock, from the call).
 
     Args:
@@ -45,6 +45,7 @@ def run_demo(outdir='demo-out', minutes=12.0, device='auto', config=None, echo=p
         config:  DemoConfig; None = the preset for the device (cpu_config() / gpu_config()).
         echo:    Where progress lines go.
         stages:  [Stage]; None = default_stages() (tests replace one to force a failure).
+        model_dir: Folder of a shipped model (manifest.json); None = shipped.MODEL_DIR.
 
     Returns:
         (list of StageResult, path of index.html or None).
@@ -54,7 +55,7 @@ def run_demo(outdir='demo-out', minutes=12.0, device='auto', config=None, echo=p
     config = config or (demo_config.gpu_config() if device == 'cuda' else demo_config.cpu_config())
     stages = stages or default_stages()
     os.makedirs(outdir, exist_ok=True)
-    demo = Demo(outdir, config, device, deadline=start + minutes * 60, echo=echo)
+    demo = Demo(outdir, config, device, deadline=start + minutes * 60, echo=echo, model_dir=model_dir)
     header = f'{config.name} preset on {device}, {minutes:g} minutes'
     echo(f'fundus-stylegan3 demo: {header}, output in {os.path.abspath(outdir)}')
     deadlines = stage_deadlines(start, minutes * 60, stages)

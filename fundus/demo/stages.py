@@ -44,13 +44,14 @@ WORDS = dict(done='done', unavailable='not available', skipped='skipped', failed
 class Demo:
     """The state shared by the stages: configuration, deadlines and what earlier stages made."""
 
-    def __init__(self, outdir, config, device, deadline, echo=print):
+    def __init__(self, outdir, config, device, deadline, echo=print, model_dir=None):
         self.outdir = outdir
         self.config = config
         self.device = device
         self.deadline = deadline    # End of the whole budget (time.time() seconds).
         self.stage_deadline = deadline # End of the running stage's share.
         self.echo = echo
+        self.model_dir = model_dir   # Where a shipped model would be (None: shipped.MODEL_DIR).
         self.results = []
         self.zip_path = None        # 1: the phantom dataset.
         self.run_dir = None         # 2: the training run directory.
