@@ -38,7 +38,7 @@ def build_page(demo, results, header):
     if demo.reader_study:
         sections[0].blocks.append(page.Code(f'python -m fundus.turing serve {demo.reader_study}'))
     for k, r in enumerate(results):
-        sections.append(page.Section(f'stage{k + 1}', r.name, stage_blocks(r, demo.outdir), nav=r.name.split(' ')[0]))
+        sections.append(page.Section(f'stage{k + 1}', r.name, stage_blocks(r, demo.outdir)))
     return page.Page('fundus-stylegan3 demo', sections, subtitle=os.path.abspath(demo.outdir))
 
 def write_index(demo, header=''):
