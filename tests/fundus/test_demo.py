@@ -263,7 +263,8 @@ def test_stage_deadlines_follow_the_shares():
     assert [ends[s.key] for s in chosen] == sorted(ends[s.key] for s in chosen)
     # Without some stages the others share the whole budget in the same proportions.
     two = [s for s in chosen if s.key in ('training', 'encoder')]
-    ends = pipeline.stage_deadlines(0.0, 620.0, two)
-    assert ends['training'] == pytest.approx(620 * 0.42 / 0.62) and ends['encoder'] == pytest.approx(620.0)
+    ends = pipeline.stage_deadlines(0.0, 600.0, two)
+    share = demo_config.SHARES['training'] / (demo_config.SHARES['training'] + demo_config.SHARES['encoder'])
+    assert ends['training'] == pytest.approx(600 * share) and ends['encoder'] == pytest.approx(600.0)
 
 #----------------------------------------------------------------------------
