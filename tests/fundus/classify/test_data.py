@@ -165,3 +165,22 @@ def test_definition_errors(phantom_dir):
     assert names == ['real', 'real+classic', 'real+n@0.5x', 'real+n@1x']
 
 #----------------------------------------------------------------------------
+
+def test_one_snapshot_per_grade_source(phantom_dir, tmp_path):
+    pkl = str(tmp_path / 'g.pkl')
+    persistence.save_network_pkl(pkl, dict(G_ema=tiny_configs.build(tiny_configs.sg2_generator_kwargs()),
+                                           training_set_kwargs=dict(path=os.path.join(phantom_dir, 'train.zip'))))
+    paths = {str(g): pkl for g in range(5)}
+    path = write_study(phantom_dir, file='pergrade.json', sources=dict(gan=dict(kind='snapshots', paths=paths)),
+                       conditions=['real', dict(kind='real+synthetic', source='gan', per_grade=2)])
+    plan = cstudy.build_pools(cstudy.prepare(config.load_study(path)), torch.device('cpu'))
+    pool = plan.pools['gan']
+    assert pool.ids[4] == ['seed4000000', 'seed4000001'] and pool.images[4].shape == (2, 3, 16, 16)
+    assert not np.array_equal(pool.images[0], pool.images[1])               # Other seeds per grade.
+    del paths['3']
+    path = write_study(phantom_dir, file='pergrade2.json', sources=dict(gan=dict(kind='snapshots', paths=paths)),
+                       conditions=['real', dict(kind='real+synthetic', source='gan', per_grade=2)])
+    with pytest.raises(ClassifyError, match=r'^sources.gan: no snapshot for grade 3 in "paths"$'):
+        cstudy.build_pools(cstudy.prepare(config.load_study(path)), torch.device('cpu'))
+
+#----------------------------------------------------------------------------
