@@ -6,7 +6,6 @@
 import contextlib
 import glob
 import io
-import json
 import os
 import time
 

@@ -15,7 +15,7 @@ import numpy as np
 import PIL.Image
 import pytest
 
-from fundus.demo import config as demo_config, gan, index, pipeline, shipped, stages
+from fundus.demo import config as demo_config, gan, pipeline, shipped, stages
 from fundus.grades import GRADES
 from tests.support.fake_detector import FakeDetector
 from training import generate
