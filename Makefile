@@ -17,7 +17,7 @@ $(STAMP): requirements.txt requirements-assets.txt
 	$(PY) -m pip install -q --no-deps -r requirements-assets.txt
 	touch $(STAMP)
 
-# The main job on the embedded demo data (phantom fundus photos): build, train, generate, score, report.
+# The main job on the embedded demo data (phantom fundus photos): both papers end to end, one HTML index (docs/demo.md).
 demo: $(STAMP)
 	$(PY) -m fundus.demo --outdir=demo-out
 
