@@ -1,14 +1,26 @@
 # Shared pieces of fundus.fundusgan: the package error, and the few generator facts every module needs
 # (w_avg, num_ws, synthesis from ws) in one place, so SG2, SG3 and official-layout generators look alike.
 
+import os
+
 import torch
 
 from torch_utils import misc
+from torch_utils import persistence
 
 #----------------------------------------------------------------------------
 
 class FundusGANError(ValueError):
     """Bad input for fundus.fundusgan (a file, an option, a network); the CLI prints it as one line."""
+
+def load_snapshot(path, option):
+    """The dict of a network snapshot through our safe loader; a missing or unreadable file is one line naming `option`."""
+    if not os.path.isfile(path):
+        raise FundusGANError(f'{option}={path}: no such file')
+    try:
+        return persistence.load_network_pkl(path)
+    except Exception as e: # A bad pickle may raise anything; report it as one line.
+        raise FundusGANError(f'{option}={path}: cannot load ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""})') from None
 
 #----------------------------------------------------------------------------
 

@@ -21,7 +21,6 @@ from fundus.fundusgan import encoder as encoder_lib
 from fundus.fundusgan import generator as generator_lib
 from fundus.fundusgan import train as train_lib
 from torch_utils import device as device_lib
-from torch_utils import persistence
 from training import generate
 
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.webp')
@@ -36,12 +35,7 @@ def resolve_device(device):
 
 def load_encoder_snapshot(path, device='cpu', generator=None):
     """(E, G, info) of an encoder snapshot; `generator` = another generator snapshot to pair E with."""
-    if not os.path.isfile(path):
-        raise common.FundusGANError(f'--network={path}: no such file')
-    try:
-        data = persistence.load_network_pkl(path)
-    except Exception as e: # A bad pickle may raise anything; report it as one line.
-        raise common.FundusGANError(f'--network={path}: cannot load ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""})') from None
+    data = common.load_snapshot(path, '--network')
     if not isinstance(data.get('E'), encoder_lib.Encoder) or data.get('G') is None:
         raise common.FundusGANError(f'--network={path}: not an encoder snapshot (no E and G; made by python -m fundus.fundusgan train?)')
     E, G = data['E'], data['G']

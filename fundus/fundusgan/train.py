@@ -100,12 +100,7 @@ def batch_indices(train_idx, batch, seed, step):
 
 def load_base_generator(path, device='cpu'):
     """G_ema (else G) of a generator snapshot, ours or official, float32 on device."""
-    if not os.path.isfile(path):
-        raise common.FundusGANError(f'--generator={path}: no such file')
-    try:
-        data = persistence.load_network_pkl(path)
-    except Exception as e: # A bad pickle may raise anything; report it as one line.
-        raise common.FundusGANError(f'--generator={path}: cannot load ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""})') from None
+    data = common.load_snapshot(path, '--generator')
     G = data.get('G_ema') or data.get('G')
     if G is None:
         raise common.FundusGANError(f'--generator={path}: the pickle holds no generator (G_ema or G)')
