@@ -12,7 +12,6 @@ import glob
 import json
 import os
 
-import click
 import numpy as np
 
 import dnnlib
@@ -325,23 +324,5 @@ def write_report(run_dir, out=None, generate=True, device='cpu'):
     """
     built = build_page(load_run(run_dir), generate=generate, device=device)
     return page.write(built, out or os.path.join(run_dir, 'report.html'))
-
-#----------------------------------------------------------------------------
-
-@click.command(context_settings=dict(max_content_width=100, terminal_width=100))
-@click.argument('run_dir', metavar='RUN_DIR')
-@click.option('--out',         help='Output HTML file [default: RUN_DIR/report.html]', metavar='FILE')
-@click.option('--generate/--no-generate', help='Render per-grade images from the latest snapshot', default=True, show_default=True)
-@click.option('--device',      help='Device for rendering', type=click.Choice(['cpu', 'cuda']), default='cpu', show_default=True)
-def main(run_dir, out, generate, device):
-    """Write a self-contained HTML report of a training run."""
-    try:
-        path = write_report(run_dir, out=out, generate=generate, device=device)
-    except run_dir_lib.RunDirError as e:
-        raise click.ClickException(str(e)) from None
-    print(f'Report: {os.path.abspath(path)}')
-
-if __name__ == '__main__':
-    main()
 
 #----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import numpy as np
 import PIL.Image
 from click.testing import CliRunner
 
+from fundus.report import __main__ as report_cli
 from fundus.report import run as report
 from training import run_dir
 
@@ -176,10 +177,10 @@ def test_metric_rows_group_interval_keys():
 def test_report_cli_writes_and_rejects_missing_dir(tmp_path):
     run_dir = write_run(str(tmp_path / 'run'), with_metrics=False)
     out = str(tmp_path / 'r.html')
-    result = CliRunner().invoke(report.main, [run_dir, f'--out={out}', '--no-generate'])
+    result = CliRunner().invoke(report_cli.main, [run_dir, f'--out={out}', '--no-generate'])
     assert result.exit_code == 0, result.output
     assert os.path.isfile(out) and out in result.output
-    result = CliRunner().invoke(report.main, [str(tmp_path / 'nope')])
+    result = CliRunner().invoke(report_cli.main, [str(tmp_path / 'nope')])
     assert result.exit_code != 0
     assert result.output.strip().splitlines() == [f'Error: run directory not found: {tmp_path / "nope"}']
 
