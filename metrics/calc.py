@@ -37,6 +37,8 @@ def parse_detector_paths(values):
 def load_generator(network, adapters=()):
     """(network to score, training_set_kwargs) of a snapshot. Each adapter maps the snapshot dict to the network
     the metrics get, or None; the first that answers wins (e.g. an encoder snapshot's E + G), else G_ema or G."""
+    if not dnnlib.util.is_url(network, allow_file_urls=True) and not os.path.isfile(network):
+        raise MetricError(f'--network={network}: no such file')
     try:
         data = persistence.load_network_pkl(network)
     except (OSError, ValueError) as e:
