@@ -70,6 +70,12 @@ CLI_ONLY = ('outdir', 'desc', 'dry_run')
               help='Adam learning rate of D')
 @click.option('--map-depth',    metavar='INT', type=click.IntRange(min=1),
               help='Layers in the z -> w mapping network  [default: 2 for stylegan3-*, 8 for stylegan2]')
+@click.option('--zdim',         metavar='INT', type=click.IntRange(min=1), default=512, show_default=True,
+              help='Size of the latent z and of the intermediate latent w; smaller trains faster on a CPU')
+@click.option('--layers',       metavar='INT', type=click.IntRange(min=1),
+              help='stylegan3-* only: synthesis layers between the input and the output  [default: 14]')
+@click.option('--margin',       metavar='INT', type=click.IntRange(min=0),
+              help='stylegan3-* only: extra pixels computed around the image on each side  [default: 10]')
 @click.option('--mbstd-group',  metavar='INT', type=click.IntRange(min=1), default=4, show_default=True,
               help='Images per group for D\'s minibatch-standard-deviation layer; must not exceed --batch-gpu')
 

@@ -122,6 +122,17 @@ def _network_kwargs(preset, batch, cbase, cmax, map_depth, freezed, mbstd_group,
                         epilogue_kwargs=dnnlib.EasyDict(mbstd_group_size=mbstd_group))
     return G, D
 
+def _synthesis_size(cfg, zdim, layers, margin):
+    """G_kwargs for --zdim, --layers and --margin (the last two exist only in stylegan3-*)."""
+    size = dict(z_dim=zdim, w_dim=zdim)
+    if cfg == 'stylegan2' and (layers is not None or margin is not None):
+        raise ConfigError('--layers and --margin: only stylegan3-t and stylegan3-r have them (stylegan2 has one block per resolution)')
+    if layers is not None:
+        size['num_layers'] = layers
+    if margin is not None:
+        size['margin_size'] = margin
+    return size
+
 def _loss_kwargs(preset, gamma, batch, fine_tune):
     loss = dnnlib.EasyDict(class_name='training.loss.StyleGAN2Loss', r1_gamma=gamma, **preset.loss_extra)
     if preset.blur_sigma is not None:
@@ -174,8 +185,9 @@ def _device_type(device):
 
 def make_config(cfg=None, data=None, gpus=None, batch=None, gamma=None, cond=False, mirror=False, aug='ada',
                 augpipe='bgc', resume=None, freezed=0, p=0.2, target=0.6, batch_gpu=None, cbase=32768, cmax=512,
-                glr=None, dlr=0.002, map_depth=None, mbstd_group=4, metrics='fid50k_full', kimg=25000, tick=4, snap=50,
-                seed=0, fp32=False, nobench=False, workers=3, device='auto', deterministic=False, **unknown):
+                glr=None, dlr=0.002, map_depth=None, zdim=512, layers=None, margin=None, mbstd_group=4,
+                metrics='fid50k_full', kimg=25000, tick=4, snap=50, seed=0, fp32=False, nobench=False, workers=3,
+                device='auto', deterministic=False, **unknown):
     """The resolved training configuration for train.py's options (see docs/training.md).
 
     Raises ConfigError naming the offending option (an unknown option too). Returns an EasyDict that
@@ -195,6 +207,7 @@ def make_config(cfg=None, data=None, gpus=None, batch=None, gamma=None, cond=Fal
     # Data first: the run name needs the dataset name.
     training_set_kwargs, dataset_name = init_dataset_kwargs(data, cond, mirror, seed)
     G_kwargs, D_kwargs = _network_kwargs(preset, batch, cbase, cmax, map_depth, freezed, mbstd_group, fp32)
+    G_kwargs.update(_synthesis_size(cfg, zdim, layers, margin))
     augment_kwargs, augment_p, ada_target = _augment_settings(aug, augpipe, p, target)
     c = dnnlib.EasyDict(
         G_kwargs            = G_kwargs,
@@ -287,6 +300,9 @@ _RUN_VALUES = dict(
     glr           = lambda c: c.G_opt_kwargs.get('lr'),
     dlr           = lambda c: c.D_opt_kwargs.get('lr'),
     map_depth     = lambda c: c.G_kwargs.get('mapping_kwargs', {}).get('num_layers'),
+    zdim          = lambda c: c.G_kwargs.get('z_dim'),
+    layers        = lambda c: c.G_kwargs.get('num_layers'),
+    margin        = lambda c: c.G_kwargs.get('margin_size'),
     mbstd_group   = lambda c: c.D_kwargs.get('epilogue_kwargs', {}).get('mbstd_group_size'),
     seed          = lambda c: c.get('random_seed'),
     fp32          = lambda c: c.G_kwargs.get('num_fp16_res') == 0,

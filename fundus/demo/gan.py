@@ -47,9 +47,8 @@ def make_training_config(demo, budget_kimg=100000):
     cfg = demo.config
     c = config.make_config(cfg='stylegan3-t', data=demo.zip_path, gpus=1, batch=cfg.batch, gamma=cfg.gamma, cond=True,
                            aug='ada', augpipe='fundus', cbase=cfg.cbase, cmax=cfg.cmax, map_depth=2,
-                           mbstd_group=min(4, cfg.batch), metrics='none', kimg=budget_kimg, tick=1, snap=1, seed=0,
+                           zdim=cfg.z_dim, layers=cfg.num_layers, margin=cfg.margin_size, mbstd_group=min(4, cfg.batch), metrics='none', kimg=budget_kimg, tick=1, snap=1, seed=0,
                            fp32=(demo.device == 'cpu'), workers=cfg.workers, device=demo.device)
-    c.G_kwargs.update(z_dim=cfg.z_dim, w_dim=cfg.z_dim, num_layers=cfg.num_layers, margin_size=cfg.margin_size)
     c.kimg_per_tick = cfg.tick_kimg
     c.image_snapshot_ticks = cfg.image_ticks
     c.network_snapshot_ticks = 1

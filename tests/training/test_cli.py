@@ -50,6 +50,18 @@ def test_resolved_config_follows_presets(tmp_path):
     assert c.resume_pkl == 'x.pkl' and c.ada_kimg == 100 and c.ema_rampup is None
     json.dumps(c) # The whole configuration is JSON-serialisable.
 
+def test_synthesis_size_options_reach_the_generator(tmp_path):
+    data = helpers.make_dataset(str(tmp_path))
+    c = config.make_config(cfg='stylegan3-t', data=data, gpus=1, batch=4, gamma=1, metrics='none', device='cpu',
+                           cbase=256, cmax=16, zdim=24, layers=4, margin=2)
+    G = launch.construct_objects(c).G
+    assert (G.z_dim, G.w_dim, G.synthesis.num_layers, G.synthesis.margin_size) == (24, 24, 4, 2)
+    assert G.num_ws == 4 + 2 # Input + layers + output ToRGB, as in NVIDIA's layout (num_layers + 2).
+    assert config.changed_resume_options(c, dict(layers=4, zdim=24, margin=2)) == []
+    assert config.changed_resume_options(c, dict(layers=5)) == [('layers', 4, 5)]
+    with pytest.raises(config.ConfigError, match='--layers and --margin: only stylegan3'):
+        config.make_config(cfg='stylegan2', data=data, gpus=1, batch=4, gamma=1, metrics='none', device='cpu', layers=4)
+
 @pytest.mark.parametrize('args, option', [
     (['--batch=6', '--gpus=4'], '--batch=6'),
     (['--batch=8', '--batch-gpu=2'], '--batch-gpu=2'),
