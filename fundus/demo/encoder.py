@@ -1,5 +1,5 @@
-# Stage 4: a small pSp encoder for the evaluated generator, trained on the phantoms until the stage's
-# deadline with fundus.fundusgan's own training step, then: reconstructions of held-out phantoms (another
+# Stage 4: the shipped model's encoder, or else a small pSp encoder for the evaluated generator, trained on
+# the phantoms until the stage's deadline with fundus.fundusgan's own training step; then: reconstructions of held-out phantoms (another
 # seed), ssim_recon / lpips_recon / lesion_recall_recon on them through the metric registry, a `mix`
 # picture (anatomy of one eye, lesions of another) and the encoder run's report.
 #
@@ -68,6 +68,24 @@ def train_encoder(demo):
     res = int(generate.load_generator(demo.model).img_resolution)
     if res % 32 != 0:
         raise StageUnavailable(f'the encoder needs a resolution that is a multiple of 32; the model makes {res}x{res}')
+    if demo.shipped_encoder:
+        run_dir, links = os.path.join(demo.outdir, 'shipped-encoder'), []
+        os.makedirs(run_dir, exist_ok=True)
+        demo.encoder_snapshot = demo.shipped_encoder
+        what = f'shipped encoder {os.path.basename(demo.shipped_encoder)}'
+    else:
+        run_dir, what, links = fit_encoder(demo)
+    heldout = gan.phantom_zip(demo, demo.config.heldout_images, res, seed=1, name='heldout-phantoms')
+    recon_grid = reconstructions(demo, heldout, res, os.path.join(run_dir, 'heldout-recon'))
+    scores = score(demo, run_dir, heldout)
+    mix_png = mix_picture(demo, heldout, res, os.path.join(run_dir, 'mix'))
+    text = ', '.join(f'{k} = {v:.3f}' for k, v in scores.items())
+    links += [('encoder snapshot', demo.encoder_snapshot), ('held-out reconstructions', recon_grid),
+              ('mix: anatomy of one eye, lesions of another', mix_png)]
+    return StageOutput(f'{what}; held-out {text}', links)
+
+def fit_encoder(demo):
+    """Train an encoder until the stage's deadline less a reserve. Returns (run_dir, one-line note, links)."""
     opts = encoder_options(demo)
     run_dir = train_lib.new_run_dir(os.path.join(demo.outdir, 'encoder'), 'psp', demo.eval_zip)
     os.makedirs(run_dir, exist_ok=True)
@@ -76,18 +94,11 @@ def train_encoder(demo):
     lines = train_for_budget(run, demo.stage_deadline - reserve_seconds(demo), progress=True)
     demo.echo(f'      encoder: {run.step} steps in {dnnlib.format_time(time.time() - start)}')
     demo.encoder_snapshot, val = write_run_files(run, lines)
-    heldout = gan.phantom_zip(demo, demo.config.heldout_images, res, seed=1, name='heldout-phantoms')
-    recon_grid = reconstructions(demo, heldout, res, os.path.join(run_dir, 'heldout-recon'))
-    scores = score(demo, run_dir, heldout)
-    mix_png = mix_picture(demo, heldout, res, os.path.join(run_dir, 'mix'))
     page = enc_report.write_report(run_dir)
     demo.pages.append(('Encoder run report (stage 4)', page))
-    text = ', '.join(f'{k} = {v:.3f}' for k, v in scores.items())
-    note = (f'{run.step} steps (psp, ResNet-18 width {opts.width}); held-out {text}; validation SSIM {val["ssim"]:.3f} '
+    note = (f'{run.step} steps (psp, ResNet-18 width {opts.width}); validation SSIM {val["ssim"]:.3f} '
             f'vs {val["base_ssim"]:.3f} for the w_avg image')
-    links = [('encoder report', page), ('encoder snapshot', demo.encoder_snapshot), ('held-out reconstructions', recon_grid),
-             ('mix: anatomy of one eye, lesions of another', mix_png)]
-    return StageOutput(note, links)
+    return run_dir, note, [('encoder report', page)]
 
 def reserve_seconds(demo):
     """Time kept after the encoder's training for reconstructions, metrics and the mix (a fifth of the stage)."""

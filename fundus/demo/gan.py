@@ -94,11 +94,14 @@ def choose_model(demo):
         demo.eval_zip = demo.zip_path
         return StageOutput(shipped.NO_MODEL, [('model', demo.model)])
     demo.model = path
+    demo.shipped_encoder = shipped.encoder_path(demo.model_dir or shipped.MODEL_DIR)
     G = generate.load_generator(path)
     demo.eval_zip = phantom_zip(demo, demo.config.num_images, int(G.img_resolution))
     demo.metrics_dir = os.path.join(demo.outdir, 'shipped-model')
     os.makedirs(demo.metrics_dir, exist_ok=True)
-    return StageOutput(f'shipped model {path} (SHA-256 checked)', [('model', path)])
+    links = [('model', path)] + ([('shipped encoder', demo.shipped_encoder)] if demo.shipped_encoder else [])
+    what = 'shipped model' + (' and encoder' if demo.shipped_encoder else '')
+    return StageOutput(f'{what} {path} (SHA-256 checked)', links)
 
 def generate_images(demo):
     cfg = demo.config

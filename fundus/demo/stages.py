@@ -61,6 +61,7 @@ class Demo:
         self.metrics_dir = None     # 3: where metric-*.jsonl go.
         self.metrics = {}           # 3: {name: value} of the headline metrics.
         self.report = None          # 3: the run report.
+        self.shipped_encoder = None # 3: the shipped model's encoder snapshot (hash checked), when there is one.
         self.encoder_snapshot = None # 4
         self.reader_study = None    # 6
         self.pages = []             # [(label, path)] of every HTML page written.

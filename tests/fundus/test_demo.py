@@ -14,10 +14,13 @@ import zipfile
 import numpy as np
 import PIL.Image
 import pytest
+import torch
+from click.testing import CliRunner
 
-from fundus.demo import config as demo_config, gan, pipeline, shipped, stages
+from fundus.demo import config as demo_config, encoder, gan, pack, pipeline, shipped, stages
 from fundus.grades import GRADES
 from tests.support.fake_detector import FakeDetector
+from torch_utils import persistence
 from training import generate
 
 #----------------------------------------------------------------------------
@@ -223,6 +226,38 @@ def test_shipped_model_absent_present_and_mismatched(demo_run, tmp_path):
     with pytest.raises(shipped.ShippedModelError, match='does not match the manifest'):
         shipped.generator_path(bad)
 
+def test_pack_model_keeps_g_ema_and_the_encoder_and_stage_4_uses_the_shipped_encoder(demo_run, tmp_path):
+    snapshot = os.path.join(demo_run['run_dir'], 'network-snapshot-000000.pkl')
+    enc_pkl = os.path.join(demo_run['enc_dir'], 'encoder-snapshot-000001.pkl')
+    model_dir = str(tmp_path / 'model')
+    manifest = shipped.pack_model(snapshot, enc_pkl, model_dir, dict(kimg=0))
+    assert sorted(os.listdir(model_dir)) == ['manifest.json', 'phantom-E.pkl', 'phantom-G.pkl']
+    assert manifest['provenance'] == dict(kimg=0, network='network-snapshot-000000.pkl', encoder='encoder-snapshot-000001.pkl')
+    packed = persistence.load_network_pkl(os.path.join(model_dir, 'phantom-G.pkl'))
+    assert [k for k, v in packed.items() if v is not None] == ['G_ema'] # No D, no G, no augment pipe.
+    d = stages.Demo(str(tmp_path / 'out'), tiny_config(), 'cpu', deadline=0, echo=lambda _l: None, model_dir=model_dir)
+    os.makedirs(d.outdir)
+    assert 'shipped model and encoder' in gan.choose_model(d).note
+    assert d.shipped_encoder == os.path.join(model_dir, 'phantom-E.pkl')
+    out = encoder.train_encoder(d)
+    assert out.note.startswith('shipped encoder phantom-E.pkl; held-out ssim_recon = ')
+    assert d.encoder_snapshot == d.shipped_encoder and not os.path.exists(os.path.join(d.outdir, 'encoder')) # Not retrained.
+    assert read_metric(os.path.join(d.outdir, 'shipped-encoder'), 'ssim_recon')['results']['ssim_recon_num'] == 10
+    (tmp_path / 'model' / 'phantom-E.pkl').write_bytes(b'not the shipped file')
+    with pytest.raises(shipped.ShippedModelError, match='phantom-E.pkl: SHA-256 .* does not match the manifest'):
+        shipped.encoder_path(model_dir)
+
+def test_pack_model_refuses_an_encoder_of_another_generator(demo_run, tmp_path):
+    snapshot = os.path.join(demo_run['run_dir'], 'network-snapshot-000000.pkl')
+    data = persistence.load_network_pkl(os.path.join(demo_run['enc_dir'], 'encoder-snapshot-000001.pkl'))
+    with torch.no_grad():
+        next(data['G'].parameters()).add_(1) # The encoder now serves another generator.
+    other = str(tmp_path / 'other-encoder.pkl')
+    persistence.save_network_pkl(other, data)
+    with pytest.raises(shipped.ShippedModelError, match='other-encoder.pkl: was trained against another generator'):
+        shipped.pack_model(snapshot, other, str(tmp_path / 'model'))
+    assert not os.path.exists(tmp_path / 'model' / 'manifest.json')
+
 #----------------------------------------------------------------------------
 # Stage mechanics without running anything heavy.
 
@@ -268,3 +303,8 @@ def test_stage_deadlines_follow_the_shares():
     assert ends['training'] == pytest.approx(600 * share) and ends['encoder'] == pytest.approx(600.0)
 
 #----------------------------------------------------------------------------
+
+def test_pack_cli_names_a_missing_file(tmp_path):
+    result = CliRunner().invoke(pack.main, [f'--network={tmp_path}/none.pkl', f'--outdir={tmp_path}/model'])
+    assert result.exit_code != 0 and f'--network={tmp_path}/none.pkl: no such file' in result.output
+    assert 'Traceback' not in result.output and not os.path.exists(tmp_path / 'model')
