@@ -162,6 +162,10 @@ def test_demo_downstream_study_compares_three_conditions(demo_run):
     assert sorted(res['comparisons']) == ['real+classic', 'real+gan@2/grade']
     assert res['data']['test']['images'] == 10 and res['seeds'] == [0, 1]
     assert 'forest' in read_text(os.path.join(out, 'study.html')).lower()
+    shares = res['gan_test']['gan-test:gan@2/grade']
+    assert sorted(shares) == [f'DR{g}' for g in GRADES] and all(0 <= v['value'] <= 1 and v['n'] == 2 for v in shares.values())
+    note = next(r.note for r in demo_run['results'] if r.key == 'downstream')
+    assert re.search(r'gan-test \(.*\) DR0 [01]\.\d\d, DR1', note)
 
 def test_demo_reader_study_is_created_and_serve_is_printed(demo_run):
     study = os.path.join(demo_run['outdir'], 'reader-study')
