@@ -51,8 +51,10 @@ def modulated_conv2d(x, w, s, demodulate=True, padding=0, input_gain=None, presc
     padding = _check_args(x, w, s, padding, input_gain, prescale, impl)
     if impl == 'cuda' and _cpu_training(x, w, s, input_gain):
         fn = _modconv_function(bool(demodulate), padding, prescale)
-        return fn.apply(x, w, s, input_gain)
-    return _modulated_conv2d_ref(x, w, s, bool(demodulate), padding, input_gain, prescale)
+        y = fn.apply(x, w, s, input_gain)
+    else:
+        y = _modulated_conv2d_ref(x, w, s, bool(demodulate), padding, input_gain, prescale)
+    return y.reshape(x.shape[0], -1, *y.shape[2:])                              # [N, O, H', W']
 
 def _cpu_training(x, w, s, input_gain):
     # A CPU call that needs a gradient for any input: the recomputing Function (docs/ops.md,
@@ -103,11 +105,10 @@ def per_sample_kernels(w, s, demodulate, input_gain, prescale, dtype):
     return k.reshape(N * O, I, kh, kw).to(dtype)                                # [N*O, I, kh, kw]
 
 def _grouped_conv(x, kernels, padding):
-    # The batch folded into the channels: one convolution with N groups.
-    N = x.shape[0]
+    # The batch folded into the channels: one convolution with N groups. The caller unfolds the result
+    # (outside the Function, so that callers may modify the unfolded view in place).
     stacked = x.reshape(1, -1, *x.shape[2:])                                    # [1, N*I, H, W]
-    y = conv2d_gradfix.conv2d(stacked, kernels, padding=list(padding), groups=N) # [1, N*O, H', W']
-    return y.reshape(N, -1, *y.shape[2:])                                       # [N, O, H', W']
+    return conv2d_gradfix.conv2d(stacked, kernels, padding=list(padding), groups=x.shape[0]) # [1, N*O, H', W']
 
 def _modulated_conv2d_ref(x, w, s, demodulate, padding, input_gain, prescale):
     return _grouped_conv(x, per_sample_kernels(w, s, demodulate, input_gain, prescale, x.dtype), padding)
@@ -121,7 +122,6 @@ def _conv_grads(dy, x, kernels, padding, need_x, need_k):
     # runs, and differentiable itself.
     N = x.shape[0]
     stacked = x.reshape(1, -1, *x.shape[2:])                                    # [1, N*I, H, W]
-    dy = dy.reshape(1, -1, *dy.shape[2:])                                       # [1, N*O, H', W']
     dx, dk, _ = torch.ops.aten.convolution_backward(dy, stacked, kernels, None, [1, 1], list(padding), [1, 1],
                                                     False, [0, 0], N, [need_x, need_k, False])
     return (dx.reshape(x.shape) if need_x else None), dk
