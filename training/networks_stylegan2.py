@@ -17,6 +17,7 @@ from torch import nn
 
 from torch_utils import misc, persistence
 from torch_utils.ops import bias_act, conv2d_resample, fma, upfirdn2d
+from torch_utils.ops import modulated_conv2d as _modulated_conv2d
 from training import networks_common
 from training.networks_common import is_int, is_power_of_two, require
 
@@ -104,6 +105,14 @@ def modulated_conv2d(
     misc.assert_shape(weight, [O, I, kh, kw], 'weight')
     misc.assert_shape(x, [N, I, None, None], 'x')
     misc.assert_shape(styles, [N, I], 'styles')
+
+    # Fused without resampling: the shared op (CPU training takes its recomputing autograd Function).
+    if fused_modconv and up == 1 and down == 1 and flip_weight:
+        px0, px1, py0, py1 = conv2d_resample._padding_with_resampling(resample_filter, 1, 1, padding)
+        if px0 == px1 and py0 == py1 and px0 >= 0 and py0 >= 0:
+            y = _modulated_conv2d.modulated_conv2d(x, weight, styles, demodulate=demodulate, padding=[py0, px0],
+                                                   prescale='fp16_peak')
+            return y if noise is None else y.add_(noise)
 
     # fp16 products of raw weights and styles can overflow. Demodulation cancels any positive scale,
     # so first bring both to a peak magnitude of about one.

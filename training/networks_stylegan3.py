@@ -19,7 +19,8 @@ from torch import nn
 
 import dnnlib
 from torch_utils import misc, persistence
-from torch_utils.ops import conv2d_gradfix, filtered_lrelu
+from torch_utils.ops import filtered_lrelu
+from torch_utils.ops import modulated_conv2d as _modulated_conv2d
 from training import networks_common, networks_stylegan2
 from training.networks_common import is_int, is_power_of_two, require
 
@@ -59,11 +60,6 @@ def normalize_2nd_moment(x, dim=1, eps=1e-8):
 
 #----------------------------------------------------------------------------
 
-def _unit_rms(t, dims=None):
-    # Scale t so that its mean square over `dims` (all of t when None) is one.
-    mean_square = t.square().mean() if dims is None else t.square().mean(dims, keepdim=True)
-    return t * mean_square.rsqrt()
-
 @misc.profiled_function
 def modulated_conv2d(
     x,                  # Activations [N, I, H, W].
@@ -73,7 +69,9 @@ def modulated_conv2d(
     padding     = 0,    # Zero padding of the convolution: int or [pad_y, pad_x].
     input_gain  = None, # Extra per-input-channel scale: [], [I] or [N, I]; None = no scaling.
 ):
-    """Style-modulated convolution (StyleGAN2 Sec. 2.2) as StyleGAN3 runs it.
+    """Style-modulated convolution (StyleGAN2 Sec. 2.2) as StyleGAN3 runs it: kernel and styles are
+    brought to unit RMS before demodulation (torch_utils/ops/modulated_conv2d.py; CPU training takes its
+    recomputing autograd Function).
 
     Returns:
         [N, O, H', W'] with H' = H + 2 * pad_y - kh + 1 (likewise W').
@@ -83,27 +81,8 @@ def modulated_conv2d(
     misc.assert_shape(w, [O, I, kh, kw], 'weight')
     misc.assert_shape(x, [N, I, None, None], 'x')
     misc.assert_shape(s, [N, I], 'styles')
-
-    # Bring kernel and styles to unit RMS first; demodulation cancels these scales anyway, and doing it
-    # up front keeps the intermediate products well inside the fp16 range.
-    if demodulate:
-        w = _unit_rms(w, dims=[1, 2, 3])
-        s = _unit_rms(s)
-
-    # One kernel per sample, scaled along the input-channel axis by that sample's styles.
-    per_sample = w[None] * s[:, None, :, None, None]                            # [N, O, I, kh, kw]
-    if demodulate:
-        norms = per_sample.square().sum(dim=[2, 3, 4], keepdim=True)            # [N, O, 1, 1, 1]
-        per_sample = per_sample * (norms + 1e-8).rsqrt()
-    if input_gain is not None:
-        gain = input_gain.expand(N, I)                                          # [N, I]
-        per_sample = per_sample * gain[:, None, :, None, None]
-
-    # Fold the batch into the channel axis and run a single grouped convolution.
-    stacked = x.reshape(1, N * I, *x.shape[2:])                                 # [1, N*I, H, W]
-    kernels = per_sample.reshape(N * O, I, kh, kw).to(x.dtype)                  # [N*O, I, kh, kw]
-    y = conv2d_gradfix.conv2d(stacked, kernels, padding=padding, groups=N)      # [1, N*O, H', W']
-    return y.reshape(N, O, *y.shape[2:])
+    return _modulated_conv2d.modulated_conv2d(x, w, s, demodulate=demodulate, padding=padding,
+                                              input_gain=input_gain, prescale='rms')
 
 #----------------------------------------------------------------------------
 

@@ -1,0 +1,169 @@
+# Modulated convolution (StyleGAN2 Sec. 2.2): one kernel per sample, the shared kernel scaled along its
+# input channels by that sample's styles, optionally demodulated to unit L2 norm per output channel, run
+# as a single grouped convolution with the batch folded into the channels.
+#
+# Two layers, as in the other op modules:
+#   _modulated_conv2d_ref()  the public reference path (native autograd): the specification. Native
+#                            autograd keeps every intermediate of the per-sample kernels [N, O, I, kh, kw]
+#                            (the product w*s, the demodulated and the gain-scaled copies, the reshaped
+#                            kernels) for every layer until the backward pass reaches it;
+#   _modconv_function()      a cached factory: one autograd.Function per static configuration that saves
+#                            only x, w, s and the input gain, recomputes the per-sample kernels in its
+#                            backward pass and chains their gradient back to w, s and the gain. Its
+#                            backward is written in differentiable ops, so double backward (the
+#                            path-length regulariser) works. modulated_conv2d() takes it for CPU tensors
+#                            that need a gradient (the rule of filtered_lrelu's CPU training path).
+
+import functools
+
+import numpy as np
+import torch
+
+from . import conv2d_gradfix
+
+#----------------------------------------------------------------------------
+
+def modulated_conv2d(x, w, s, demodulate=True, padding=0, input_gain=None, prescale='rms', impl='cuda'):
+    r"""Grouped convolution of x with per-sample kernels built from w and the styles s.
+
+    Computes, per sample n, `y[n] = conv2d(x[n], K[n], padding)` with
+    `K[n][o, i] = w'[o, i] * s'[n, i] * d[n, o] * g[n, i]`, where w' and s' are w and s after the
+    prescale, d = 1 / sqrt(sum over i, kh, kw of (w' s')^2 + 1e-8) when demodulating (else 1) and g the
+    input gain (else 1).
+
+    Args:
+        x:          Activations [N, I, H, W], floating point.
+        w:          Shared kernel [O, I, kh, kw].
+        s:          Styles [N, I], one scale per sample and input channel.
+        demodulate: Rescale each per-sample kernel to unit L2 norm per output channel.
+        padding:    Zero padding of the convolution: int or [pad_y, pad_x].
+        input_gain: Extra scale per input channel applied after demodulation: [], [I] or [N, I]; None = 1.
+        prescale:   Scaling of w and s before demodulation (which cancels it; it only keeps the products
+                    in range): 'rms' = unit RMS of each kernel's output channel and of s (StyleGAN3),
+                    'fp16_peak' = unit peak magnitude, for fp16 x only (StyleGAN2). Ignored without
+                    demodulation.
+        impl:       'cuda' (the recomputing Function for CPU tensors that need a gradient, the reference
+                    elsewhere) or 'ref' (always native autograd through the reference).
+
+    Returns:
+        Tensor [N, O, H + 2 pad_y - kh + 1, W + 2 pad_x - kw + 1] of x's dtype.
+    """
+    padding = _check_args(x, w, s, padding, input_gain, prescale, impl)
+    if impl == 'cuda' and _cpu_training(x, w, s, input_gain):
+        fn = _modconv_function(bool(demodulate), padding, prescale)
+        y = fn.apply(x, w, s, input_gain)
+    else:
+        y = _modulated_conv2d_ref(x, w, s, bool(demodulate), padding, input_gain, prescale)
+    return y.reshape(x.shape[0], -1, *y.shape[2:])                              # [N, O, H', W']
+
+def _cpu_training(x, w, s, input_gain):
+    # A CPU call that needs a gradient for any input: the recomputing Function (docs/ops.md,
+    # "Modulated convolution"). CUDA keeps native autograd until the Function is measured there.
+    return (x.device.type == 'cpu' and torch.is_grad_enabled()
+            and any(t is not None and t.requires_grad for t in (x, w, s, input_gain)))
+
+def _check_args(x, w, s, padding, input_gain, prescale, impl):
+    if impl not in ('cuda', 'ref'):
+        raise ValueError(f"modulated_conv2d: impl must be 'cuda' or 'ref', got {impl!r}")
+    if prescale not in ('rms', 'fp16_peak'):
+        raise ValueError(f"modulated_conv2d: prescale must be 'rms' or 'fp16_peak', got {prescale!r}")
+    if not isinstance(x, torch.Tensor) or x.ndim != 4 or not x.is_floating_point():
+        raise ValueError(f'modulated_conv2d: x must be a floating-point [N, I, H, W] tensor, got {getattr(x, "shape", x)}')
+    N, I = x.shape[:2]
+    if not isinstance(w, torch.Tensor) or w.ndim != 4 or w.shape[1] != I:
+        raise ValueError(f'modulated_conv2d: w must be [O, {I}, kh, kw] for x {list(x.shape)}, got {getattr(w, "shape", w)}')
+    if not isinstance(s, torch.Tensor) or list(s.shape) != [N, I]:
+        raise ValueError(f'modulated_conv2d: s must be [{N}, {I}] for x {list(x.shape)}, got {getattr(s, "shape", s)}')
+    if input_gain is not None and list(input_gain.shape) not in ([], [I], [N, I]):
+        raise ValueError(f'modulated_conv2d: input_gain must be [], [{I}] or [{N}, {I}], got {list(input_gain.shape)}')
+    pad = [padding] * 2 if isinstance(padding, (int, np.integer)) else list(padding)
+    if len(pad) != 2 or any(not isinstance(p, (int, np.integer)) or p < 0 for p in pad):
+        raise ValueError(f'modulated_conv2d: padding must be an int or [pad_y, pad_x] >= 0, got {padding!r}')
+    return int(pad[0]), int(pad[1])
+
+#----------------------------------------------------------------------------
+# The public reference path.
+
+def per_sample_kernels(w, s, demodulate, input_gain, prescale, dtype):
+    """The per-sample kernels [N*O, I, kh, kw] of modulated_conv2d(), in dtype (differentiable)."""
+    N, (O, I, kh, kw) = s.shape[0], w.shape
+    if demodulate and prescale == 'rms':
+        # Unit RMS first; demodulation cancels these scales, and fp16 products stay well in range.
+        w = w * w.square().mean(dim=[1, 2, 3], keepdim=True).rsqrt()
+        s = s * s.square().mean().rsqrt()
+    elif demodulate and dtype == torch.float16:
+        # Peak magnitude about one, for the same reason (StyleGAN2's fp16 path).
+        w = w * ((1 / np.sqrt(I * kh * kw)) / w.abs().amax(dim=[1, 2, 3], keepdim=True))
+        s = s / s.abs().amax(dim=1, keepdim=True)
+    k = w[None] * s[:, None, :, None, None]                                     # [N, O, I, kh, kw]
+    if demodulate:
+        norms = k.square().sum(dim=[2, 3, 4], keepdim=True)                     # [N, O, 1, 1, 1]
+        k = k * (norms + 1e-8).rsqrt()
+    if input_gain is not None:
+        gain = input_gain.expand(N, I)                                          # [N, I]
+        k = k * gain[:, None, :, None, None]
+    return k.reshape(N * O, I, kh, kw).to(dtype)                                # [N*O, I, kh, kw]
+
+def _grouped_conv(x, kernels, padding):
+    # The batch folded into the channels: one convolution with N groups. The caller unfolds the result
+    # (outside the Function, so that callers may modify the unfolded view in place).
+    stacked = x.reshape(1, -1, *x.shape[2:])                                    # [1, N*I, H, W]
+    return conv2d_gradfix.conv2d(stacked, kernels, padding=list(padding), groups=x.shape[0]) # [1, N*O, H', W']
+
+def _modulated_conv2d_ref(x, w, s, demodulate, padding, input_gain, prescale):
+    return _grouped_conv(x, per_sample_kernels(w, s, demodulate, input_gain, prescale, x.dtype), padding)
+
+#----------------------------------------------------------------------------
+# The recomputing autograd Function.
+
+def _conv_grads(dy, x, kernels, padding, need_x, need_k):
+    # Gradients of the grouped convolution with respect to its input (the transposed convolution) and
+    # its kernels (the weight gradient), from aten's convolution backward: the very op native autograd
+    # runs, and differentiable itself.
+    N = x.shape[0]
+    stacked = x.reshape(1, -1, *x.shape[2:])                                    # [1, N*I, H, W]
+    dx, dk, _ = torch.ops.aten.convolution_backward(dy, stacked, kernels, None, [1, 1], list(padding), [1, 1],
+                                                    False, [0, 0], N, [need_x, need_k, False])
+    return (dx.reshape(x.shape) if need_x else None), dk
+
+@functools.lru_cache(maxsize=None)
+def _modconv_function(demodulate, padding, prescale):
+    class ModulatedConv2dFunction(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, w, s, input_gain): # pylint: disable=arguments-differ
+            # The reference's own ops, without a graph: the output is bit for bit the reference's.
+            kernels = per_sample_kernels(w, s, demodulate, input_gain, prescale, x.dtype)
+            ctx.save_for_backward(x, w, s, input_gain)
+            return _grouped_conv(x, kernels, padding)
+
+        @staticmethod
+        def backward(ctx, dy): # pylint: disable=arguments-differ
+            x, w, s, input_gain = ctx.saved_tensors
+            need_x, need_w, need_s, need_g = ctx.needs_input_grad
+            # Grad mode is on here exactly when the caller asked for a higher-order graph
+            # (create_graph=True); then every step below records one, through the saved inputs.
+            higher = torch.is_grad_enabled()
+            wanted = [t for t, need in ((w, need_w), (s, need_s), (input_gain, need_g)) if need]
+            with torch.enable_grad():
+                leaves = wanted if higher else [t.detach().requires_grad_(True) for t in wanted]
+                w_, s_, g_ = _substitute((w, s, input_gain), (need_w, need_s, need_g), leaves, higher)
+                kernels = per_sample_kernels(w_, s_, demodulate, g_, prescale, x.dtype)
+            dx, dk = _conv_grads(dy, x, kernels if higher else kernels.detach(), padding, need_x, bool(leaves))
+            grads = iter(torch.autograd.grad(kernels, leaves, dk, create_graph=higher) if leaves else ())
+            return dx, *(next(grads) if need else None for need in (need_w, need_s, need_g))
+
+    return ModulatedConv2dFunction
+
+def _substitute(tensors, needs, leaves, higher):
+    # The inputs of the recomputed kernels: the fresh leaves where a gradient is wanted (the saved
+    # tensors themselves for a higher-order graph), the others detached.
+    leaves = iter(leaves)
+    out = []
+    for t, need in zip(tensors, needs):
+        if need:
+            out.append(next(leaves))
+        else:
+            out.append(t if (t is None or higher) else t.detach())
+    return out
+
+#----------------------------------------------------------------------------
