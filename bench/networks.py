@@ -8,6 +8,7 @@
 #     .venv/bin/python bench/networks.py --cfg=stylegan3-t --res=256,512 --reps=3
 #     .venv/bin/python bench/networks.py --train --res=128        # G forward+backward, its floor, D
 #     .venv/bin/python bench/networks.py --quick --nvidia=~/src/stylegan3  # and NVIDIA's G, same machine
+#     .venv/bin/python bench/networks.py --train --res=64 --batch=1 --nvidia=~/src/stylegan3  # and NVIDIA's G fwd+bwd
 #
 # Peak RSS is the process's high-water mark (VmHWM) over one measurement, reset before it through
 # /proc/self/clear_refs (Linux); it includes the networks' own weights. Elsewhere it is the process's
