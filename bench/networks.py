@@ -8,6 +8,7 @@
 #     .venv/bin/python bench/networks.py --cfg=stylegan3-t --res=256,512 --reps=3
 #     .venv/bin/python bench/networks.py --train --res=128        # G forward+backward, its floor, D
 #     .venv/bin/python bench/networks.py --quick --nvidia=~/src/stylegan3  # and NVIDIA's G, same machine
+#     .venv/bin/python bench/networks.py --train --res=64 --batch=1 --nvidia=~/src/stylegan3  # and NVIDIA's G fwd+bwd
 #
 # Peak RSS is the process's high-water mark (VmHWM) over one measurement, reset before it through
 # /proc/self/clear_refs (Linux); it includes the networks' own weights. Elsewhere it is the process's
@@ -126,13 +127,15 @@ def check_nvidia_checkout(repo, cfgs):
         if not os.path.isfile(os.path.join(os.path.expanduser(repo), 'training', f'{module}.py')):
             raise click.BadParameter(f'{repo} is not a checkout of NVlabs/stylegan3 (no training/{module}.py in it)', param_hint='--nvidia')
 
-def nvidia_forward(repo, cfg, res, batch, reps, threads, G):
+def nvidia_run(repo, cfg, res, batch, reps, warmup, threads, train, G):
     # NVIDIA's generator from the checkout at `repo`, in a subprocess (bench/nvidia_reference.py): its
-    # forward times, and the largest differences between its images and ours, (1) with its weights
-    # loaded into G and (2) with the network read from a pickle that its own code wrote.
+    # forward (and with `train`, forward+backward) as time_call tuples measured inside that process,
+    # its latents, and the largest differences between its images and ours, (1) with its weights
+    # loaded into G (left loaded) and (2) with the network read from a pickle that its own code wrote.
     module, kwargs = generator_kwargs(cfg, res)
     repo = os.path.expanduser(repo)
-    spec = dict(module=module, kwargs=kwargs, batch=batch, warmup=1, reps=reps, threads=threads or torch.get_num_threads(), seed=0)
+    spec = dict(module=module, kwargs=kwargs, batch=batch, warmup=warmup, reps=reps, threads=threads or torch.get_num_threads(),
+                seed=0, train=train)
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'nvidia_reference.py')
     with tempfile.TemporaryDirectory() as tmp:
         out, pkl = os.path.join(tmp, 'nvidia.pt'), os.path.join(tmp, 'nvidia.pkl')
@@ -143,7 +146,17 @@ def nvidia_forward(repo, cfg, res, batch, reps, threads, G):
     G.load_state_dict(theirs['state'])
     with torch.no_grad():
         diffs = [(net(theirs['z'], None, noise_mode='const') - theirs['img']).abs().max().item() for net in (G, imported)]
-    return (float(np.median(theirs['times'])), float(np.min(theirs['times']))), diffs
+    summary = lambda m: (float(np.median(m['times'])), float(np.min(m['times'])), m['peak_gb'], float(np.min(m['cpu'])))
+    return dict(forward=summary(theirs['forward']), train=summary(theirs['train']) if train else None, z=theirs['z'], diffs=diffs)
+
+def ratio_row(cfg, res, what, ours, theirs):
+    """The table row comparing two time_call tuples (median s, min s, peak RSS GB, CPU s): NVIDIA's value
+    over ours in each column, so a time column reads as our speed-up and the RSS column as how many
+    times more memory NVIDIA's process needed."""
+    if min(ours) <= 0:
+        raise ValueError(f'ratio_row: our {what} measurement {ours} has a non-positive entry')
+    median, least, peak, cpu = (t / o for t, o in zip(theirs, ours))
+    return f'| {cfg} | {res} | {what}: NVIDIA / ours | {median:.2f}x | {least:.2f}x | | {peak:.2f}x | {cpu:.2f}x |'
 
 #----------------------------------------------------------------------------
 
@@ -151,14 +164,14 @@ def nvidia_forward(repo, cfg, res, batch, reps, threads, G):
 @click.option('--cfg',    help='Comma list of configs: stylegan3-t, stylegan3-r, stylegan2  [default: all three; with --quick: stylegan3-t]')
 @click.option('--res',    help='Comma list of resolutions  [default: 256,512; with --quick: 256]')
 @click.option('--batch',  help='Batch size', type=click.IntRange(min=1), default=4, show_default=True)
-@click.option('--reps',   help='Timed repetitions per measurement', type=click.IntRange(min=1), default=3, show_default=True)
+@click.option('--reps',   help='Timed repetitions per measurement  [default: 3; with --quick: 1]', type=click.IntRange(min=1))
 @click.option('--warmup', help='Untimed runs before the timed ones', type=click.IntRange(min=0), default=1, show_default=True)
 @click.option('--device', help='torch device', default='cpu', show_default=True)
 @click.option('--threads',help='torch CPU threads (0 = leave as is)', type=click.IntRange(min=0), default=2, show_default=True)
 @click.option('--quick',  help='Only G forward and the modulated-conv floor, 1 rep', is_flag=True)
 @click.option('--train',  help='Only the training rows: G forward+backward, its modulated-conv floor, D forward+backward', is_flag=True)
 @click.option('--reference', help='Also time G forward+backward with native autograd through the reference filtered_lrelu (needs several times the memory)', is_flag=True)
-@click.option('--nvidia', help='Also time NVIDIA\'s generator from this local NVlabs/stylegan3 checkout (CPU; G forward only) and compare its images with ours', metavar='PATH')
+@click.option('--nvidia', help='Also time NVIDIA\'s generator from this local NVlabs/stylegan3 checkout (CPU; G forward, with --train also G forward+backward), compare its images with ours and print the ratios', metavar='PATH')
 def main(cfg, res, batch, reps, warmup, device, threads, quick, train, reference, nvidia):
     """Time G forward, G forward+backward and D forward+backward (images/s, peak RSS)."""
     device = torch.device(device)
@@ -166,7 +179,7 @@ def main(cfg, res, batch, reps, warmup, device, threads, quick, train, reference
         torch.set_num_threads(threads)
     cfgs = (cfg or ('stylegan3-t' if quick or train else 'stylegan3-t,stylegan3-r,stylegan2')).split(',')
     resolutions = [int(r) for r in (res or ('256' if quick or train else '256,512')).split(',')]
-    reps, warmup = (1, 1) if quick else (reps, warmup)
+    reps = reps or (1 if quick else 3)
     for c in cfgs:
         if c not in ('stylegan3-t', 'stylegan3-r', 'stylegan2'):
             raise click.BadParameter(f'unknown config {c!r}; choose from stylegan3-t, stylegan3-r, stylegan2', param_hint='--cfg')
@@ -192,31 +205,45 @@ def bench_config(c, r, batch, reps, warmup, device, threads, quick, train, refer
     z = torch.randn([batch, G.z_dim], device=device)
     img = torch.randn([batch, 3, r, r], device=device)
     sg3 = c.startswith('stylegan3')
+    nv = nvidia_run(nvidia, c, r, batch, reps, warmup, threads, train, G) if nvidia else None
+    if nv:
+        z = nv['z'].to(device) # Their latents; their weights are in G now.
+    ours = dict()
     def row(what, t):
         extra = f'{t[2]:.2f} | {t[3]:.3f}' if len(t) > 2 else ' |'
         print(f'| {c} | {r} | {what} | {t[0]:.3f} | {t[1]:.3f} | {batch / t[0]:.3f} | {extra} |', flush=True)
+        ours[what] = t
     if not train:
         with torch.no_grad():
             row('G forward', time_call(lambda: G(z, None, noise_mode='const'), device, reps, warmup))
         if sg3 and (r == 256 or quick):
             row('modulated convs only (floor)', modconv_floor(G, batch, device, reps, warmup))
-    if nvidia:
-        t_nv, (diff_state, diff_pkl) = nvidia_forward(nvidia, c, r, batch, reps, threads, G)
-        row('NVIDIA G forward (their code, same machine)', t_nv)
-        print(f'| {c} | {r} | max abs difference to NVIDIA\'s images: our G with their weights | {diff_state:.2e} | | | | |')
-        print(f'| {c} | {r} | max abs difference to NVIDIA\'s images: their pickle, our importer | {diff_pkl:.2e} | | | | |', flush=True)
-    if quick:
-        return
-    step = lambda: G(z, None).square().sum().backward()
-    row('G forward+backward', time_call(step, device, reps, warmup))
-    if reference and sg3:
-        row('G forward+backward, reference filtered_lrelu (native autograd)', time_call(reference_filtered_lrelu(step), device, reps, warmup))
-    if sg3 and (train or r == 256):
-        row('modulated convs forward+backward (floor)', modconv_floor(G, batch, device, reps, warmup, backward=True))
-    if not train:
-        with torch.no_grad():
-            row('D forward', time_call(lambda: D(img, None), device, reps, warmup))
-    row('D forward+backward', time_call(lambda: D(img, None).sum().backward(), device, reps, warmup))
+    if not quick:
+        step = lambda: G(z, None).square().mean().backward()
+        row('G forward+backward', time_call(step, device, reps, warmup))
+        if reference and sg3:
+            row('G forward+backward, reference filtered_lrelu (native autograd)', time_call(reference_filtered_lrelu(step), device, reps, warmup))
+        if sg3 and (train or r == 256):
+            row('modulated convs forward+backward (floor)', modconv_floor(G, batch, device, reps, warmup, backward=True))
+        if not train:
+            with torch.no_grad():
+                row('D forward', time_call(lambda: D(img, None), device, reps, warmup))
+        row('D forward+backward', time_call(lambda: D(img, None).sum().backward(), device, reps, warmup))
+    if nv:
+        nvidia_rows(c, r, batch, nv, ours)
+
+def nvidia_rows(c, r, batch, nv, ours):
+    # NVIDIA's measurements (from their process: its own peak RSS and CPU time), the images' agreement,
+    # and NVIDIA / ours for each measurement both sides made.
+    for what, key in (('G forward', 'forward'), ('G forward+backward', 'train')):
+        t = nv[key]
+        if t is not None:
+            print(f'| {c} | {r} | NVIDIA {what} (their code, same machine) | {t[0]:.3f} | {t[1]:.3f} | {batch / t[0]:.3f} | {t[2]:.2f} | {t[3]:.3f} |')
+            if what in ours:
+                print(ratio_row(c, r, what, ours[what], t))
+    diff_state, diff_pkl = nv['diffs']
+    print(f'| {c} | {r} | max abs difference to NVIDIA\'s images: our G with their weights | {diff_state:.2e} | | | | |')
+    print(f'| {c} | {r} | max abs difference to NVIDIA\'s images: their pickle, our importer | {diff_pkl:.2e} | | | | |', flush=True)
 
 if __name__ == '__main__':
     main() # pylint: disable=no-value-for-parameter
