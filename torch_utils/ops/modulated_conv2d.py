@@ -134,7 +134,7 @@ def _grouped_conv_grads(dy, x, kernels, padding, need_x, need_k):
 
 def _per_sample_conv_grads(dy, x, kernels, padding, need_x, need_k):
     # The grouped input gradient on CPU (oneDNN) converts the whole batch's dy and dx to its blocked
-    # layouts at once: at L11 of stylegan3-t 128, batch 4, about 430 MiB of temporaries next to a
+    # layouts at once: at L11 of stylegan3-t 128, batch 4, about 410 MiB of temporaries next to a
     # 152 MiB dx. Sample n is group n, so dx goes one group at a time, with a quarter of those
     # temporaries, into a preallocated result; oneDNN may order the sums differently per group (rounding
     # differences only, docs/ops.md). The kernels' gradient keeps the grouped call (bit for bit native
