@@ -56,7 +56,8 @@ def test_sg3_generator_gradients_equal_the_reference_path(monkeypatch):
     img_ref, ref = _param_grads(G, z)
     assert torch.equal(img, img_ref)
     assert len(ours) == len(list(G.parameters()))
-    _assert_close(ours, ref, rel=1e-6) # Measured: bit-identical.
+    # Measured: at most 4.8e-7 relative (the input gradient goes one sample at a time; see docs/ops.md).
+    _assert_close(ours, ref, rel=1e-6)
 
 def test_sg3_generator_double_backward_equals_the_reference_path(monkeypatch):
     G, z = _sg3_generator()
@@ -82,6 +83,6 @@ def test_sg2_generator_gradients_equal_the_reference_path(fused_modconv, monkeyp
     monkeypatch.setattr(mc, '_cpu_training', lambda *a: False)
     img_ref, ref = _param_grads(G, z, fused_modconv=fused_modconv)
     assert torch.equal(img, img_ref)
-    _assert_close(ours, ref, rel=1e-6) # Measured: bit-identical.
+    _assert_close(ours, ref, rel=1e-6) # Measured: at most 4.3e-7 relative (fused; unfused never takes the Function).
 
 #----------------------------------------------------------------------------

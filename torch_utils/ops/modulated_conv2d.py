@@ -116,15 +116,40 @@ def _modulated_conv2d_ref(x, w, s, demodulate, padding, input_gain, prescale):
 #----------------------------------------------------------------------------
 # The recomputing autograd Function.
 
-def _conv_grads(dy, x, kernels, padding, need_x, need_k):
+def _conv_grads(dy, x, kernels, padding, need_x, need_k, higher):
     # Gradients of the grouped convolution with respect to its input (the transposed convolution) and
     # its kernels (the weight gradient), from aten's convolution backward: the very op native autograd
-    # runs, and differentiable itself.
+    # runs. A higher-order graph needs the differentiable grouped call; first derivatives go one
+    # sample at a time, which needs far less memory.
+    if higher:
+        return _grouped_conv_grads(dy, x, kernels, padding, need_x, need_k)
+    return _per_sample_conv_grads(dy, x, kernels, padding, need_x, need_k)
+
+def _grouped_conv_grads(dy, x, kernels, padding, need_x, need_k):
     N = x.shape[0]
     stacked = x.reshape(1, -1, *x.shape[2:])                                    # [1, N*I, H, W]
     dx, dk, _ = torch.ops.aten.convolution_backward(dy, stacked, kernels, None, [1, 1], list(padding), [1, 1],
                                                     False, [0, 0], N, [need_x, need_k, False])
     return (dx.reshape(x.shape) if need_x else None), dk
+
+def _per_sample_conv_grads(dy, x, kernels, padding, need_x, need_k):
+    # The grouped input gradient on CPU (oneDNN) converts the whole batch's dy and dx to its blocked
+    # layouts at once: at L11 of stylegan3-t 128, batch 4, about 410 MiB of temporaries next to a
+    # 152 MiB dx. Sample n is group n, so dx goes one group at a time, with a quarter of those
+    # temporaries, into a preallocated result; oneDNN may order the sums differently per group (rounding
+    # differences only, docs/ops.md). The kernels' gradient keeps the grouped call (bit for bit native
+    # autograd's; its temporaries are smaller).
+    N, O = x.shape[0], kernels.shape[0] // x.shape[0]
+    dk = _grouped_conv_grads(dy, x, kernels, padding, False, True)[1] if need_k else None
+    dx = torch.empty_like(x) if need_x else None                               # [N, I, H, W]
+    for n in range(N if need_x else 0):
+        rows = slice(n * O, (n + 1) * O)
+        dx_n = torch.ops.aten.convolution_backward(dy[:, rows], x[n: n + 1], kernels[rows], None, [1, 1],
+                                                   list(padding), [1, 1], False, [0, 0], 1,
+                                                   [True, False, False])[0]    # [1, I, H, W]
+        dx[n].copy_(dx_n[0])
+        del dx_n # Free this sample's result before the next sample's convolution.
+    return dx, dk
 
 @functools.lru_cache(maxsize=None)
 def _modconv_function(demodulate, padding, prescale):
@@ -148,7 +173,7 @@ def _modconv_function(demodulate, padding, prescale):
                 leaves = wanted if higher else [t.detach().requires_grad_(True) for t in wanted]
                 w_, s_, g_ = _substitute((w, s, input_gain), (need_w, need_s, need_g), leaves, higher)
                 kernels = per_sample_kernels(w_, s_, demodulate, g_, prescale, x.dtype)
-            dx, dk = _conv_grads(dy, x, kernels if higher else kernels.detach(), padding, need_x, bool(leaves))
+            dx, dk = _conv_grads(dy, x, kernels if higher else kernels.detach(), padding, need_x, bool(leaves), higher)
             grads = iter(torch.autograd.grad(kernels, leaves, dk, create_graph=higher) if leaves else ())
             return dx, *(next(grads) if need else None for need in (need_w, need_s, need_g))
 
