@@ -6,7 +6,7 @@
 #     .venv/bin/python bench/networks.py --quick                  # stylegan3-t 256, G forward + floor
 #     .venv/bin/python bench/networks.py --quick --res=512        # the same at 512
 #     .venv/bin/python bench/networks.py --cfg=stylegan3-t --res=256,512 --reps=3
-#     .venv/bin/python bench/networks.py --train --res=128        # G forward+backward, its floor, D
+#     .venv/bin/python bench/networks.py --train --res=128        # G forward+backward, its floor, D and its floor
 #     .venv/bin/python bench/networks.py --quick --nvidia=~/src/stylegan3  # and NVIDIA's G, same machine
 #     .venv/bin/python bench/networks.py --train --res=64 --batch=1 --nvidia=~/src/stylegan3  # and NVIDIA's G fwd+bwd
 #
@@ -109,6 +109,25 @@ def modconv_floor(G, batch, device, reps, warmup, backward=False):
                     y.backward(torch.ones_like(y))
     return time_call(run, device, reps, warmup)
 
+def discriminator_conv_floor(D, img, device, reps, warmup):
+    # Time only D's convolutions, forward+backward (input and weight gradients), each as one plain conv2d
+    # at its layer's input shape and stride (down = 2 is a stride-2 convolution; no FIR, bias or activation).
+    shapes = []
+    hooks = [m.register_forward_pre_hook(lambda m, args: shapes.append((m, args[0].shape)))
+             for m in D.modules() if isinstance(m, networks_stylegan2.Conv2dLayer)]
+    with torch.no_grad():
+        D(img, None)
+    for h in hooks:
+        h.remove()
+    g = torch.Generator(device=device).manual_seed(0)
+    cases = [(torch.randn(shape, device=device, generator=g).requires_grad_(True), m.weight.detach().clone().requires_grad_(True),
+              m.down, m.padding) for m, shape in shapes]
+    def run():
+        for x, w, stride, padding in cases:
+            y = torch.nn.functional.conv2d(x, w, stride=stride, padding=padding)
+            y.backward(torch.ones_like(y))
+    return time_call(run, device, reps, warmup)
+
 def reference_filtered_lrelu(fn):
     # fn() with native autograd through the reference filtered_lrelu (the CPU training path before the
     # sign-tensor Function): the comparison row of --reference.
@@ -169,7 +188,7 @@ def ratio_row(cfg, res, what, ours, theirs):
 @click.option('--device', help='torch device', default='cpu', show_default=True)
 @click.option('--threads',help='torch CPU threads (0 = leave as is)', type=click.IntRange(min=0), default=2, show_default=True)
 @click.option('--quick',  help='Only G forward and the modulated-conv floor, 1 rep', is_flag=True)
-@click.option('--train',  help='Only the training rows: G forward+backward, its modulated-conv floor, D forward+backward', is_flag=True)
+@click.option('--train',  help='Only the training rows: G forward+backward, its modulated-conv floor, D forward+backward, its convolution floor', is_flag=True)
 @click.option('--reference', help='Also time G forward+backward with native autograd through the reference filtered_lrelu (needs several times the memory)', is_flag=True)
 @click.option('--nvidia', help='Also time NVIDIA\'s generator from this local NVlabs/stylegan3 checkout (CPU; G forward, with --train also G forward+backward), compare its images with ours and print the ratios', metavar='PATH')
 def main(cfg, res, batch, reps, warmup, device, threads, quick, train, reference, nvidia):
@@ -229,6 +248,8 @@ def bench_config(c, r, batch, reps, warmup, device, threads, quick, train, refer
             with torch.no_grad():
                 row('D forward', time_call(lambda: D(img, None), device, reps, warmup))
         row('D forward+backward', time_call(lambda: D(img, None).sum().backward(), device, reps, warmup))
+        if train:
+            row('D convolutions forward+backward (floor)', discriminator_conv_floor(D, img, device, reps, warmup))
     if nv:
         nvidia_rows(c, r, batch, nv, ours)
 
