@@ -1,7 +1,8 @@
-# Stage 4: the shipped model's encoder, or else a small pSp encoder for the evaluated generator, trained on
-# the phantoms until the stage's deadline with fundus.fundusgan's own training step; then: reconstructions of held-out phantoms (another
-# seed), ssim_recon / lpips_recon / lesion_recall_recon on them through the metric registry, a `mix`
-# picture (anatomy of one eye, lesions of another) and the encoder run's report.
+# Stage 4: the shipped model's encoder, or else a small pSp encoder for the evaluated generator, trained
+# on the phantoms until the stage's deadline with fundus.fundusgan's own training step; then:
+# reconstructions of held-out phantoms (another seed), ssim_recon / lpips_recon / lesion_recall_recon on
+# them through the metric registry, a `mix` picture (anatomy of one eye, lesions of another) and, for a
+# trained encoder, its run's report.
 #
 # The run directory has fundus.fundusgan's layout (training_options.json with the steps actually run,
 # stats.jsonl, validation.jsonl, recon-<step>.png, encoder-snapshot-<step>.pkl), so `python -m
@@ -69,23 +70,27 @@ def train_encoder(demo):
     if res % 32 != 0:
         raise StageUnavailable(f'the encoder needs a resolution that is a multiple of 32; the model makes {res}x{res}')
     if demo.shipped_encoder:
-        run_dir, links = os.path.join(demo.outdir, 'shipped-encoder'), []
+        run_dir = os.path.join(demo.outdir, 'shipped-encoder')
         os.makedirs(run_dir, exist_ok=True)
         demo.encoder_snapshot = demo.shipped_encoder
         what = f'shipped encoder {os.path.basename(demo.shipped_encoder)}'
     else:
-        run_dir, what, links = fit_encoder(demo)
+        run_dir, what = fit_encoder(demo)
+    links = []
     heldout = gan.phantom_zip(demo, demo.config.heldout_images, res, seed=1, name='heldout-phantoms')
     recon_grid = reconstructions(demo, heldout, res, os.path.join(run_dir, 'heldout-recon'))
     scores = score(demo, run_dir, heldout)
     mix_png = mix_picture(demo, heldout, res, os.path.join(run_dir, 'mix'))
+    if not demo.shipped_encoder: # The run's report, with the held-out scores just written.
+        links.append(('encoder report', enc_report.write_report(run_dir)))
+        demo.pages.append(('Encoder run report (stage 4)', links[-1][1]))
     text = ', '.join(f'{k} = {v:.3f}' for k, v in scores.items())
     links += [('encoder snapshot', demo.encoder_snapshot), ('held-out reconstructions', recon_grid),
               ('mix: anatomy of one eye, lesions of another', mix_png)]
     return StageOutput(f'{what}; held-out {text}', links)
 
 def fit_encoder(demo):
-    """Train an encoder until the stage's deadline less a reserve. Returns (run_dir, one-line note, links)."""
+    """Train an encoder until the stage's deadline less a reserve. Returns (run_dir, one-line note)."""
     opts = encoder_options(demo)
     run_dir = train_lib.new_run_dir(os.path.join(demo.outdir, 'encoder'), 'psp', demo.eval_zip)
     os.makedirs(run_dir, exist_ok=True)
@@ -94,11 +99,9 @@ def fit_encoder(demo):
     lines = train_for_budget(run, demo.stage_deadline - reserve_seconds(demo), progress=True)
     demo.echo(f'      encoder: {run.step} steps in {dnnlib.format_time(time.time() - start)}')
     demo.encoder_snapshot, val = write_run_files(run, lines)
-    page = enc_report.write_report(run_dir)
-    demo.pages.append(('Encoder run report (stage 4)', page))
     note = (f'{run.step} steps (psp, ResNet-18 width {opts.width}); validation SSIM {val["ssim"]:.3f} '
             f'vs {val["base_ssim"]:.3f} for the w_avg image')
-    return run_dir, note, [('encoder report', page)]
+    return run_dir, note
 
 def reserve_seconds(demo):
     """Time kept after the encoder's training for reconstructions, metrics and the mix (a fifth of the stage)."""
