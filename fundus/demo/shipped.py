@@ -64,23 +64,22 @@ def checked_file(model_dir, key):
         raise ShippedModelError(f'{path}: SHA-256 {got} does not match the manifest ({entry["sha256"]}); the file is damaged or not the shipped one')
     return path
 
-def generator_path(model_dir=MODEL_DIR):
-    """Path of the shipped generator pickle after its hash check, or None when there is no shipped model."""
-    path = checked_file(model_dir, 'generator')
+def _checked_snapshot(model_dir, key, needed, what):
+    """checked_file() of `key`, whose pickle must hold every name in `needed`; None when not shipped."""
+    path = checked_file(model_dir, key)
     if path is not None:
         data = persistence.load_network_pkl(path)
-        if not isinstance(data, dict) or data.get('G_ema') is None:
-            raise ShippedModelError(f'{path}: holds no G_ema generator')
+        if not isinstance(data, dict) or any(data.get(name) is None for name in needed):
+            raise ShippedModelError(f'{path}: {what}')
     return path
+
+def generator_path(model_dir=MODEL_DIR):
+    """Path of the shipped generator pickle after its hash check, or None when there is no shipped model."""
+    return _checked_snapshot(model_dir, 'generator', ('G_ema',), 'holds no G_ema generator')
 
 def encoder_path(model_dir=MODEL_DIR):
     """Path of the shipped encoder snapshot after its hash check, or None when none is shipped."""
-    path = checked_file(model_dir, 'encoder')
-    if path is not None:
-        data = persistence.load_network_pkl(path)
-        if not isinstance(data, dict) or data.get('E') is None or data.get('G') is None:
-            raise ShippedModelError(f'{path}: not an encoder snapshot (no E and G)')
-    return path
+    return _checked_snapshot(model_dir, 'encoder', ('E', 'G'), 'not an encoder snapshot (no E and G)')
 
 #----------------------------------------------------------------------------
 # Packing: G_ema alone (the discriminator, the training G and the augment pipe stay behind) and the encoder

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from bench.zero_insertion import filtered_lrelu_zero_insertion
+from tests.support.autograd import saved_bytes
 from torch_utils.ops import filtered_lrelu, upfirdn2d
 
 #----------------------------------------------------------------------------
@@ -165,22 +166,12 @@ def test_pack_and_unpack_codes_match_pack_signs_for_every_byte():
 #----------------------------------------------------------------------------
 # What is kept for the backward pass, and when the path is taken.
 
-def _saved_bytes(fn):
-    # Bytes of the tensors autograd saves while fn() runs (each storage counted once).
-    storages = {}
-    def pack(t):
-        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
-        return t
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn()
-    return sum(storages.values())
-
 def test_cpu_training_path_saves_only_the_sign_tensor():
     x, fu, fd, b, kw = _inputs(0, dtype=torch.float32)
     kw['clamp'] = 256.0 # As in the networks (conv_clamp).
     mid = x.shape[0] * x.shape[1] * (x.shape[2] * 2 + 17 - 11) * (x.shape[3] * 2 + 17 - 11) # Intermediate elements.
-    ours = _saved_bytes(lambda: filtered_lrelu.filtered_lrelu(x, fu, fd, b, **kw))
-    ref = _saved_bytes(lambda: _reference(x, fu, fd, b, kw))
+    ours = saved_bytes(lambda: filtered_lrelu.filtered_lrelu(x, fu, fd, b, **kw))
+    ref = saved_bytes(lambda: _reference(x, fu, fd, b, kw))
     # Ours: 2 bits per intermediate element (rows padded to 16 elements) and the two filters. Native
     # autograd through the reference keeps the clamp's float input and the leaky ReLU's bool mask
     # (measured 6.2 bytes per element; ours 0.25).

@@ -6,6 +6,7 @@
 import pytest
 import torch
 
+from tests.support.autograd import saved_bytes
 from torch_utils.ops import modulated_conv2d as mc
 
 #----------------------------------------------------------------------------
@@ -129,23 +130,13 @@ def test_double_backward_agrees_with_reference_fp32():
 
 #----------------------------------------------------------------------------
 
-def _saved_bytes(fn):
-    # Bytes of the distinct storages autograd keeps for the backward pass of fn().
-    storages = {}
-    def pack(t):
-        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
-        return t
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn()
-    return sum(storages.values())
-
 def test_function_saves_only_its_inputs():
     x, w, s, g = _layer('channel')
     f = lambda impl: mc.modulated_conv2d(x, w, s, padding=2, input_gain=g, impl=impl)
     inputs = sum(t.untyped_storage().nbytes() for t in (x, w, s, g))
     kernels = 4 * w.numel() * 4 # One fp32 copy of the per-sample kernels [N, O, I, kh, kw].
-    assert _saved_bytes(lambda: f('cuda')) == inputs
-    assert _saved_bytes(lambda: f('ref')) >= inputs + 3 * kernels # Native autograd keeps several copies.
+    assert saved_bytes(lambda: f('cuda')) == inputs
+    assert saved_bytes(lambda: f('ref')) >= inputs + 3 * kernels # Native autograd keeps several copies.
 
 def test_selection_rule():
     x, w, s, g = _layer('channel')
