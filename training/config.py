@@ -104,11 +104,11 @@ def _adam(lr):
     # Tuples, not lists: torch.optim.Adam rejects betas=[0, 0.99].
     return dnnlib.EasyDict(class_name='torch.optim.Adam', lr=lr, betas=(0, 0.99), eps=1e-8)
 
-def _network_kwargs(preset, batch, cbase, cmax, map_depth, freezed, mbstd_group, fp32):
+def _network_kwargs(preset, batch, cbase, cmax, map_depth, zdim, freezed, mbstd_group, fp32):
     """(G_kwargs, D_kwargs) for one preset."""
     fp16_res, clamp = PRECISION[bool(fp32)]
     scale = preset.G_capacity_scale
-    G = dnnlib.EasyDict(class_name=preset.generator, z_dim=512, w_dim=512,
+    G = dnnlib.EasyDict(class_name=preset.generator, z_dim=zdim, w_dim=zdim,
                         channel_base=cbase * scale, channel_max=cmax * scale,
                         num_fp16_res=fp16_res, conv_clamp=clamp,
                         mapping_kwargs=dnnlib.EasyDict(num_layers=preset.map_depth if map_depth is None else map_depth))
@@ -122,9 +122,12 @@ def _network_kwargs(preset, batch, cbase, cmax, map_depth, freezed, mbstd_group,
                         epilogue_kwargs=dnnlib.EasyDict(mbstd_group_size=mbstd_group))
     return G, D
 
-def _synthesis_size(cfg, zdim, layers, margin):
-    """G_kwargs for --zdim, --layers and --margin (the last two exist only in stylegan3-*)."""
-    size = dict(z_dim=zdim, w_dim=zdim)
+# The StyleGAN3 synthesis sizes a run gets without --layers / --margin (networks_stylegan3.Generator's defaults).
+SG3_SYNTHESIS_DEFAULTS = dict(num_layers=14, margin_size=10)
+
+def _synthesis_size(cfg, layers, margin):
+    """G_kwargs for --layers and --margin (stylegan3-* only; unset = the generator's defaults, not written)."""
+    size = {}
     if cfg == 'stylegan2' and (layers is not None or margin is not None):
         raise ConfigError('--layers and --margin: only stylegan3-t and stylegan3-r have them (stylegan2 has one block per resolution)')
     if layers is not None:
@@ -206,8 +209,8 @@ def make_config(cfg=None, data=None, gpus=None, batch=None, gamma=None, cond=Fal
 
     # Data first: the run name needs the dataset name.
     training_set_kwargs, dataset_name = init_dataset_kwargs(data, cond, mirror, seed)
-    G_kwargs, D_kwargs = _network_kwargs(preset, batch, cbase, cmax, map_depth, freezed, mbstd_group, fp32)
-    G_kwargs.update(_synthesis_size(cfg, zdim, layers, margin))
+    G_kwargs, D_kwargs = _network_kwargs(preset, batch, cbase, cmax, map_depth, zdim, freezed, mbstd_group, fp32)
+    G_kwargs.update(_synthesis_size(cfg, layers, margin))
     augment_kwargs, augment_p, ada_target = _augment_settings(aug, augpipe, p, target)
     c = dnnlib.EasyDict(
         G_kwargs            = G_kwargs,
@@ -275,6 +278,10 @@ def _augpipe_of(c):
     kwargs = {k: v for k, v in (c.get('augment_kwargs') or {}).items() if k != 'class_name'}
     return next((name for name, spec in augpipe_specs.items() if spec == kwargs), None)
 
+def _synthesis_value(c, key):
+    # A stylegan3 run that did not set it used the generator's default; stylegan2 has no such size.
+    return None if _cfg_of(c) == 'stylegan2' else c.G_kwargs.get(key, SG3_SYNTHESIS_DEFAULTS[key])
+
 def _desc_of(c):
     # The run directory is '<number>-<c.desc>[-<--desc>]' (launch.next_run_dir).
     base = re.sub(r'^\d+-', '', os.path.basename(os.path.normpath(c.get('run_dir') or '')))
@@ -301,8 +308,8 @@ _RUN_VALUES = dict(
     dlr           = lambda c: c.D_opt_kwargs.get('lr'),
     map_depth     = lambda c: c.G_kwargs.get('mapping_kwargs', {}).get('num_layers'),
     zdim          = lambda c: c.G_kwargs.get('z_dim'),
-    layers        = lambda c: c.G_kwargs.get('num_layers'),
-    margin        = lambda c: c.G_kwargs.get('margin_size'),
+    layers        = lambda c: _synthesis_value(c, 'num_layers'),
+    margin        = lambda c: _synthesis_value(c, 'margin_size'),
     mbstd_group   = lambda c: c.D_kwargs.get('epilogue_kwargs', {}).get('mbstd_group_size'),
     seed          = lambda c: c.get('random_seed'),
     fp32          = lambda c: c.G_kwargs.get('num_fp16_res') == 0,

@@ -60,7 +60,7 @@ def run_study(demo):
     result = coutputs.run(cconfig.load_study(definition), outdir, device=demo.device, progress=True, echo=demo.echo)
     page = os.path.join(outdir, 'study.html')
     demo.pages.append(('Downstream classifier study (stage 5)', page))
-    note = (f'3 conditions x {cfg.cls_seeds} seeds, {cfg.cls_steps} steps each, test set of {2 * 5 * cfg.cls_patients[2]} '
+    note = (f'3 trained conditions x {cfg.cls_seeds} seeds, {cfg.cls_steps} steps each, test set of {2 * 5 * cfg.cls_patients[2]} '
             f'real phantoms; balanced accuracy {summarize(result)}; gan-test (synthetic images graded as their '
             f'grade by the real classifier) {summarize_gan_test(result)}')
     return StageOutput(note, [('study page (forest plots)', page), ('study.json', result), ('definition', definition)])

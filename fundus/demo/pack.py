@@ -11,6 +11,7 @@ import subprocess
 import click
 
 from fundus.demo import shipped
+from fundus.fundusgan import common
 from training import run_dir
 
 #----------------------------------------------------------------------------
@@ -30,13 +31,10 @@ def git_commit():
 @click.option('--outdir',  metavar='DIR', default=shipped.MODEL_DIR, show_default=True, help='Folder of the shipped model')
 def main(network, encoder, outdir):
     """Pack a generator (and its encoder) as the demo's shipped model, with a manifest of SHA-256 hashes."""
-    for option, path in (('--network', network), ('--encoder', encoder)):
-        if path is not None and not os.path.isfile(path):
-            raise click.ClickException(f'{option}={path}: no such file')
     provenance = dict(commit=git_commit(), kimg=run_dir.snapshot_kimg(os.path.basename(network)))
     try:
         manifest = shipped.pack_model(network, encoder, outdir, provenance)
-    except shipped.ShippedModelError as e:
+    except (shipped.ShippedModelError, common.FundusGANError) as e:
         raise click.ClickException(str(e)) from None
     for key in ('generator', 'encoder'):
         if key in manifest:

@@ -1,6 +1,7 @@
 # The pretrained phantom model shipped with the project, when one is in the box: MODEL_DIR/manifest.json
 # names the generator pickle (G_ema only) and the encoder snapshot, each with its SHA-256; a file is
-# checked against it and loaded through our safe loader (torch_utils.persistence), like any snapshot.
+# checked against it here and then read by the usual loaders through our safe loader
+# (torch_utils.persistence), like any snapshot.
 # Without a manifest the demo evaluates the network it trained in stage 2.
 #
 # manifest.json: {"generator": {"file": "phantom-G.pkl", "sha256": "<64 hex digits>"},
@@ -16,6 +17,7 @@ import os
 import torch
 
 import dnnlib
+from fundus.fundusgan import common
 from torch_utils import persistence
 
 MODEL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'model')
@@ -27,7 +29,8 @@ NO_MODEL = 'no shipped model: using the model trained in stage 2'
 #----------------------------------------------------------------------------
 
 class ShippedModelError(ValueError):
-    """The shipped model's manifest or file is wrong (missing file, bad JSON, hash mismatch)."""
+    """The shipped model's manifest or file is wrong (missing file, bad JSON, hash mismatch), or pack_model()
+    was given snapshots that do not belong together. (Unreadable snapshots: fundus.fundusgan's FundusGANError.)"""
 
 def sha256_of(path, chunk=1 << 20):
     h = hashlib.sha256()
@@ -64,22 +67,17 @@ def checked_file(model_dir, key):
         raise ShippedModelError(f'{path}: SHA-256 {got} does not match the manifest ({entry["sha256"]}); the file is damaged or not the shipped one')
     return path
 
-def _checked_snapshot(model_dir, key, needed, what):
-    """checked_file() of `key`, whose pickle must hold every name in `needed`; None when not shipped."""
-    path = checked_file(model_dir, key)
-    if path is not None:
-        data = persistence.load_network_pkl(path)
-        if not isinstance(data, dict) or any(data.get(name) is None for name in needed):
-            raise ShippedModelError(f'{path}: {what}')
-    return path
+# Only the hashes are checked here: a file that matches the manifest is the one pack_model() wrote after
+# checking its contents, and the loaders that read it (training.generate, fundus.fundusgan.invert) check
+# them again with their own errors.
 
 def generator_path(model_dir=MODEL_DIR):
     """Path of the shipped generator pickle after its hash check, or None when there is no shipped model."""
-    return _checked_snapshot(model_dir, 'generator', ('G_ema',), 'holds no G_ema generator')
+    return checked_file(model_dir, 'generator')
 
 def encoder_path(model_dir=MODEL_DIR):
     """Path of the shipped encoder snapshot after its hash check, or None when none is shipped."""
-    return _checked_snapshot(model_dir, 'encoder', ('E', 'G'), 'not an encoder snapshot (no E and G)')
+    return checked_file(model_dir, 'encoder')
 
 #----------------------------------------------------------------------------
 # Packing: G_ema alone (the discriminator, the training G and the augment pipe stay behind) and the encoder
@@ -92,12 +90,12 @@ def same_weights(a, b):
 
 def pack_model(network_pkl, encoder_pkl, out_dir, provenance=None):
     """Write out_dir/{phantom-G.pkl, phantom-E.pkl, manifest.json}. Returns the manifest dict."""
-    data = persistence.load_network_pkl(network_pkl)
-    G_ema = data.get('G_ema') if isinstance(data, dict) else None
+    data = common.load_snapshot(network_pkl, '--network')
+    G_ema = data.get('G_ema')
     if G_ema is None:
         raise ShippedModelError(f'--network={network_pkl}: holds no G_ema (a network-snapshot-*.pkl of train.py?)')
-    enc = persistence.load_network_pkl(encoder_pkl) if encoder_pkl else None
-    if enc is not None and (not isinstance(enc, dict) or enc.get('E') is None or enc.get('G') is None):
+    enc = common.load_snapshot(encoder_pkl, '--encoder') if encoder_pkl else None
+    if enc is not None and (enc.get('E') is None or enc.get('G') is None):
         raise ShippedModelError(f'--encoder={encoder_pkl}: not an encoder snapshot (no E and G)')
     if enc is not None and enc.get('fundusgan', {}).get('arch') == 'psp' and not same_weights(enc['G'], G_ema):
         raise ShippedModelError(f'--encoder={encoder_pkl}: was trained against another generator than {network_pkl}\'s G_ema')

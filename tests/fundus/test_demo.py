@@ -313,3 +313,7 @@ def test_pack_cli_names_a_missing_file(tmp_path):
     result = CliRunner().invoke(pack.main, [f'--network={tmp_path}/none.pkl', f'--outdir={tmp_path}/model'])
     assert result.exit_code != 0 and f'--network={tmp_path}/none.pkl: no such file' in result.output
     assert 'Traceback' not in result.output and not os.path.exists(tmp_path / 'model')
+    (tmp_path / 'broken.pkl').write_bytes(b'not a pickle')
+    result = CliRunner().invoke(pack.main, [f'--network={tmp_path}/broken.pkl', f'--outdir={tmp_path}/model'])
+    assert result.exit_code != 0 and f'--network={tmp_path}/broken.pkl: cannot load' in result.output
+    assert 'Traceback' not in result.output and not os.path.exists(tmp_path / 'model')

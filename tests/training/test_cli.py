@@ -59,6 +59,9 @@ def test_synthesis_size_options_reach_the_generator(tmp_path):
     assert G.num_ws == 4 + 2 # Input + layers + output ToRGB, as in NVIDIA's layout (num_layers + 2).
     assert config.changed_resume_options(c, dict(layers=4, zdim=24, margin=2)) == []
     assert config.changed_resume_options(c, dict(layers=5)) == [('layers', 4, 5)]
+    default = config.make_config(cfg='stylegan3-t', data=data, gpus=1, batch=4, gamma=1, metrics='none', device='cpu')
+    assert 'num_layers' not in default.G_kwargs # Unset sizes stay out of the options, as in NVIDIA's train.py.
+    assert config.changed_resume_options(default, dict(layers=6, margin=10)) == [('layers', 14, 6)] # Defaults count.
     with pytest.raises(config.ConfigError, match='--layers and --margin: only stylegan3'):
         config.make_config(cfg='stylegan2', data=data, gpus=1, batch=4, gamma=1, metrics='none', device='cpu', layers=4)
 
