@@ -305,6 +305,9 @@ def load_resume_pkl(resume_pkl, G, D, G_ema, log):
     log(f'Resuming from "{resume_pkl}"')
     with dnnlib.open_url(resume_pkl) as f:
         data = load_network_pkl(f)
+    if data.get('G') is None and data.get('G_ema') is not None:
+        data = dict(data, G=data['G_ema']) # A shipped G_ema alone: the trained G starts from it too.
+        log('Resume: the pickle has no G; G starts from its G_ema')
     for name, module in (('G', G), ('D', D), ('G_ema', G_ema)):
         if data.get(name) is None:
             log(f'Resume: the pickle has no {name}; it keeps its fresh initialisation')

@@ -96,3 +96,27 @@ def test_resume_from_pickle_of_another_configuration_names_the_problem(tmp_path)
         launch.launch_training(c, outdir=str(tmp_path / 'runs'))
 
 #----------------------------------------------------------------------------
+
+def test_resume_from_a_g_ema_only_pickle_starts_g_and_g_ema_from_it(tmp_path, monkeypatch):
+    # The shipped model holds G_ema alone: fine-tuning it must not train a freshly initialised G.
+    data = train_helpers.make_dataset(str(tmp_path), num_images=8)
+    objs = _source_networks(data)
+    pkl = str(tmp_path / 'g_ema.pkl')
+    persistence.save_network_pkl(pkl, dict(G_ema=objs.G_ema.eval()))
+    source = dict(misc.named_params_and_buffers(objs.G_ema))
+    fresh_D = _states(launch.construct_objects(train_helpers.tiny_config(data)))['D']
+    first = {}
+    step = training_loop.training_step
+    def spy(s):
+        if not first:
+            first.update(_states(s))
+        return step(s)
+    monkeypatch.setattr(training_loop, 'training_step', spy)
+    c = train_helpers.tiny_config(data, kimg=0.004, tick=0.004, resume=pkl)
+    run_dir = launch.launch_training(c, outdir=str(tmp_path / 'runs'))
+    _assert_equal_states(first['G'], source, 'G')
+    _assert_equal_states(first['G_ema'], source, 'G_ema')
+    _assert_equal_states(first['D'], fresh_D, 'D')
+    with open(os.path.join(run_dir, 'log.txt')) as f:
+        log = f.read()
+    assert 'the pickle has no G; G starts from its G_ema' in log and 'the pickle has no D' in log
