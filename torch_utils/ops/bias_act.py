@@ -69,7 +69,16 @@ def bias_act(x, b=None, dim=1, act='linear', alpha=None, gain=None, clamp=None, 
     if impl == 'cuda' and x.device.type == 'cuda':
         kernel = _select_kernel(x, dim, spec, alpha, gain, clamp)
         return _bias_act_function(dim=dim, act=act, alpha=alpha, gain=gain, clamp=clamp, kernel=kernel).apply(x, b)
+    if impl == 'cuda' and _cpu_training(x, b, spec, alpha, gain):
+        return _bias_act_function(dim=dim, act=act, alpha=alpha, gain=gain, clamp=clamp, kernel=cpu_kernel).apply(x, b)
     return _bias_act_ref(x, b, dim, spec, alpha, gain, clamp)
+
+def _cpu_training(x, b, spec, alpha, gain):
+    # A CPU call that needs a gradient, with a piecewise-linear activation: the Function with the CPU
+    # kernel below (saves y only, three passes per derivative instead of autograd's eight).
+    needs_grad = torch.is_grad_enabled() and (x.requires_grad or (b is not None and b.requires_grad))
+    return (needs_grad and x.device.type == 'cpu' and spec.cuda_idx in _PIECEWISE_LINEAR
+            and alpha >= 0 and gain > 0 and x.dtype in (torch.float32, torch.float64))
 
 #----------------------------------------------------------------------------
 
@@ -210,6 +219,48 @@ class RefKernel:
     bias_act = staticmethod(_bias_act_kernel)
 
 ref_kernel = RefKernel()
+
+#----------------------------------------------------------------------------
+# The CPU training kernel: the same entry point for linear, relu and lrelu (gain > 0, alpha >= 0), in
+# fused aten passes. Forward: one new tensor, activated, scaled and clamped in place. First derivative
+# from y: y > 0 exactly where the biased input is (gain > 0), so leaky_relu_backward / threshold_backward
+# with y as `self` give dy * act'; hardtanh_backward zeroes it where |y| >= clamp, as the kernels do.
+# Other activations and grad mode 2 (zero for these) go to the reference kernel.
+
+_PIECEWISE_LINEAR = (1, 2, 3) # linear, relu, lrelu.
+
+def _bias_act_cpu_kernel(x, b, xref, yref, dy, grad, dim, act, alpha, gain, clamp):
+    if int(act) not in _PIECEWISE_LINEAR or grad not in (0, 1):
+        return _bias_act_kernel(x, b, xref, yref, dy, grad, dim, act, alpha, gain, clamp)
+    if grad == 0:
+        y = x + _bias_shape(b, x.ndim, dim) if b.numel() else x.clone()
+        if act == 2:
+            y.relu_()
+        elif act == 3:
+            torch.nn.functional.leaky_relu_(y, alpha)
+        if gain != 1:
+            y.mul_(gain)
+        if clamp >= 0:
+            y.clamp_(-clamp, clamp)
+        return y
+    if act == 1:
+        out = x * gain
+    else:
+        if act == 2:
+            out = torch.ops.aten.threshold_backward(x, yref, 0)
+        else:
+            out = torch.ops.aten.leaky_relu_backward(x, yref, alpha, True)
+        if gain != 1:
+            out.mul_(gain)
+    if clamp >= 0:
+        out = torch.ops.aten.hardtanh_backward(out, yref, -clamp, clamp)
+    return out.contiguous()
+
+class CpuKernel:
+    """The bias_act entry point for CPU training (piecewise-linear activations)."""
+    bias_act = staticmethod(_bias_act_cpu_kernel)
+
+cpu_kernel = CpuKernel()
 
 #----------------------------------------------------------------------------
 # The kernel-parameterised autograd Functions.

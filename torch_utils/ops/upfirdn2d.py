@@ -159,7 +159,16 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1, impl='cu
         kernel = _select_kernel(x, f, upx, upy, downx, downy, px0, px1, py0, py1, flip_filter, gain)
         fn = _upfirdn2d_function(upx, upy, downx, downy, px0, px1, py0, py1, bool(flip_filter), gain, kernel)
         return fn.apply(x, _as_kernel_filter(f, x))
+    if impl == 'cuda' and _cpu_training(x, f):
+        fn = _upfirdn2d_function(upx, upy, downx, downy, px0, px1, py0, py1, bool(flip_filter), gain, cpu_kernel)
+        return fn.apply(x, _as_kernel_filter(f, x))
     return _upfirdn2d_ref(x, f, upx, upy, downx, downy, px0, px1, py0, py1, bool(flip_filter), gain)
+
+def _cpu_training(x, f):
+    # A CPU call that needs a gradient for x (not for f): the Function with the CPU kernel, whose
+    # backward is the adjoint upfirdn2d on the same banded passes (docs/ops.md, "CPU training").
+    return (x.device.type == 'cpu' and torch.is_grad_enabled() and x.requires_grad
+            and (f is None or not f.requires_grad) and x.dtype in (torch.float32, torch.float64))
 
 def _identity_filter(device):
     return torch.full([1, 1], 1.0, dtype=torch.float32, device=device)
@@ -373,6 +382,37 @@ class RefKernel:
     upfirdn2d = staticmethod(_upfirdn2d_kernel)
 
 ref_kernel = RefKernel()
+
+def _separable_factors(f):
+    # A 2-D filter that is an outer product (the discriminator's [1, 3, 3, 1] x [1, 3, 3, 1]) -> its
+    # vertical and horizontal taps (f.sum(1), f.sum(0) / f.sum()), else None. Only filters the outer
+    # product reproduces to 2 ulp qualify: a non-separable filter (stylegan3-r's radial ones) is never
+    # approximated.
+    if f.ndim != 2 or min(f.shape) < 2 or f.sum() == 0:
+        return None
+    v, h = f.sum(1), f.sum(0) / f.sum()
+    if (torch.outer(v, h) - f).abs().max() > 2 * torch.finfo(f.dtype).eps * f.abs().max():
+        return None
+    return v, h
+
+def _upfirdn2d_cpu_kernel(x, f, upx, upy, downx, downy, padx0, padx1, pady0, pady1, flip, gain):
+    # The reference kernel, with an outer-product 2-D filter run as its two 1-D banded passes (GEMMs)
+    # instead of one depthwise convolution.
+    # The result is never a view: the Function's output may be modified in place (noise added).
+    factors = _separable_factors(f)
+    if factors is None:
+        y = _upfirdn2d_kernel(x, f, upx, upy, downx, downy, padx0, padx1, pady0, pady1, flip, gain)
+    else:
+        v, h = factors
+        x = _upfirdn2d_kernel(x, h.unsqueeze(0), upx, 1, downx, 1, padx0, padx1, 0, 0, flip, gain)
+        y = _upfirdn2d_kernel(x, v.unsqueeze(1), 1, upy, 1, downy, 0, 0, pady0, pady1, flip, 1.0)
+    return y.clone(memory_format=torch.contiguous_format) if y._is_view() else y
+
+class CpuKernel:
+    """The upfirdn2d entry point for CPU training: the reference kernel, outer-product filters split."""
+    upfirdn2d = staticmethod(_upfirdn2d_cpu_kernel)
+
+cpu_kernel = CpuKernel()
 
 #----------------------------------------------------------------------------
 # The kernel-parameterised autograd Function.
