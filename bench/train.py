@@ -1,6 +1,9 @@
 """CPU training speed (s/kimg) of a small configuration; results go to docs/benchmarks.md ("Training").
 
     python bench/train.py --cfg=stylegan2 --res=32 --batch=8 --steps=6
+    python bench/train.py --demo --steps=32           # the demo's network (make demo, stage 2)
+
+The mean over the timed steps includes the lazy R1 steps (every 16th D step); the median leaves them out.
 """
 
 import os
@@ -9,6 +12,7 @@ import tempfile
 import time
 
 import click
+import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -16,15 +20,31 @@ from fundus.data import build # pylint: disable=wrong-import-position
 from training import config, training_loop # pylint: disable=wrong-import-position
 
 #----------------------------------------------------------------------------
+# The demo's CPU network (fundus/demo/config.py, cpu_config(); fundus/demo/gan.py): set through G_kwargs
+# so that the script also runs against commits from before train.py had --zdim/--layers/--margin.
 
-def bench(cfg, res, batch, steps, cbase, cmax, threads):
+DEMO = dict(res=64, batch=8, cbase=2048, cmax=32, gamma=0.25, num_layers=6, margin_size=4, z_dim=128)
+
+def _config(cfg, data, res, batch, cbase, cmax, demo):
+    if demo:
+        c = config.make_config(cfg='stylegan3-t', data=data, gpus=1, batch=batch, gamma=DEMO['gamma'], cond=True, aug='ada',
+                               augpipe='fundus', cbase=cbase, cmax=cmax, map_depth=2, metrics='none', workers=0, device='cpu',
+                               fp32=True, mbstd_group=min(4, batch))
+        c.G_kwargs.update(num_layers=DEMO['num_layers'], margin_size=DEMO['margin_size'], z_dim=DEMO['z_dim'], w_dim=DEMO['z_dim'])
+        c.ada_kimg = 4
+        return c
+    c = config.make_config(cfg=cfg, data=data, gpus=1, batch=batch, gamma=1, cbase=cbase, cmax=cmax, map_depth=2,
+                           metrics='none', workers=0, device='cpu', fp32=True, mbstd_group=min(4, batch))
+    if cfg != 'stylegan2':
+        c.G_kwargs.update(num_layers=4, margin_size=2)
+    return c
+
+def bench(cfg, res, batch, steps, cbase, cmax, threads, demo=False):
+    """(median, mean) seconds per kimg over `steps` timed training steps after one warm-up step."""
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as tmp:
         data = build.build_dataset('phantom:32', os.path.join(tmp, 'data.zip'), resolution=(res, res), progress=False).dest
-        c = config.make_config(cfg=cfg, data=data, gpus=1, batch=batch, gamma=1, cbase=cbase, cmax=cmax, map_depth=2,
-                              metrics='none', workers=0, device='cpu', fp32=True, mbstd_group=min(4, batch))
-        if cfg != 'stylegan2':
-            c.G_kwargs.update(num_layers=4, margin_size=2)
+        c = _config(cfg, data, res, batch, cbase, cmax, demo)
         kwargs = {k: v for k, v in c.items() if k != 'desc'}
         kwargs.update(run_dir=os.path.join(tmp, 'run'), total_kimg=batch * (steps + 1) / 1000, kimg_per_tick=batch / 1000,
                       image_snapshot_ticks=None, network_snapshot_ticks=None, grid_size=(2, 2), tensorboard=False)
@@ -32,21 +52,26 @@ def bench(cfg, res, batch, steps, cbase, cmax, threads):
         times = []
         kwargs['progress_fn'] = lambda cur, total: times.append(time.perf_counter())
         training_loop.training_loop(**kwargs)
-    step_times = [b - a for a, b in zip(times[:-1], times[1:])] # Tick 0 (warm-up step) excluded.
-    return sorted(step_times)[len(step_times) // 2] / batch * 1000
+    step_times = np.diff(times) # Tick 0 (warm-up step) excluded.
+    return float(np.median(step_times)) / batch * 1000, float(np.mean(step_times)) / batch * 1000
 
 @click.command()
 @click.option('--cfg', type=click.Choice(['stylegan2', 'stylegan3-t', 'stylegan3-r']), default='stylegan2', show_default=True)
 @click.option('--res', type=int, default=32, show_default=True, help='Image resolution')
 @click.option('--batch', type=int, default=8, show_default=True, help='Batch size')
-@click.option('--steps', type=int, default=6, show_default=True, help='Timed steps (median reported)')
+@click.option('--steps', type=int, default=6, show_default=True, help='Timed steps (a multiple of 16 includes R1 in proportion)')
 @click.option('--cbase', type=int, default=1024, show_default=True, help='channel_base of G and D')
 @click.option('--cmax', type=int, default=64, show_default=True, help='channel_max of G and D')
 @click.option('--threads', type=int, default=2, show_default=True, help='torch threads')
-def main(cfg, res, batch, steps, cbase, cmax, threads):
-    """Median seconds per kimg of complete training steps (all phases, EMA, ADA) on the CPU."""
-    s_per_kimg = bench(cfg, res, batch, steps, cbase, cmax, threads)
-    print(f'{cfg} res={res} batch={batch} cbase={cbase} cmax={cmax} threads={threads}: {s_per_kimg:.1f} s/kimg (median of {steps} steps)')
+@click.option('--demo', is_flag=True, help='The demo\'s network instead (conditional stylegan3-t 64 px, ADA fundus; '
+              'overrides --cfg/--res/--batch/--cbase/--cmax)')
+def main(cfg, res, batch, steps, cbase, cmax, threads, demo):
+    """Seconds per kimg of complete training steps (all phases, EMA, ADA) on the CPU: median and mean."""
+    if demo:
+        cfg, res, batch, cbase, cmax = 'stylegan3-t (demo)', DEMO['res'], DEMO['batch'], DEMO['cbase'], DEMO['cmax']
+    median, mean = bench(cfg, res, batch, steps, cbase, cmax, threads, demo)
+    print(f'{cfg} res={res} batch={batch} cbase={cbase} cmax={cmax} threads={threads}: '
+          f'{median:.1f} s/kimg median, {mean:.1f} s/kimg mean of {steps} steps')
 
 if __name__ == '__main__':
     main()
