@@ -120,21 +120,24 @@ def _bias_act_ref(x, b, dim, spec, alpha, gain, clamp):
         x = x + _bias_shape(b.to(x.dtype), x.ndim, dim)
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or (b is not None and b.requires_grad))
     if not needs_grad and spec.ref in ('', 'y') and not spec.has_2nd_grad and alpha >= 0:
-        x = x.clone() if b is None else x
-        if spec.cuda_idx == 2:
-            x.relu_()
-        elif spec.cuda_idx == 3:
-            torch.nn.functional.leaky_relu_(x, alpha)
-        if gain != 1:
-            x.mul_(gain)
-        if clamp >= 0:
-            x.clamp_(-clamp, clamp)
-        return x
+        return _activate_in_place(x.clone() if b is None else x, spec.cuda_idx, alpha, gain, clamp)
     x = spec.func(x, alpha=alpha)
     if gain != 1:
         x = x * gain
     if clamp >= 0:
         x = x.clamp(-clamp, clamp)
+    return x
+
+def _activate_in_place(x, idx, alpha, gain, clamp):
+    # A piecewise-linear activation (kernel index idx: linear, relu, lrelu), gain and clamp, in place on x.
+    if idx == 2:
+        x.relu_()
+    elif idx == 3:
+        torch.nn.functional.leaky_relu_(x, alpha)
+    if gain != 1:
+        x.mul_(gain)
+    if clamp >= 0:
+        x.clamp_(-clamp, clamp)
     return x
 
 #----------------------------------------------------------------------------
@@ -234,15 +237,7 @@ def _bias_act_cpu_kernel(x, b, xref, yref, dy, grad, dim, act, alpha, gain, clam
         return _bias_act_kernel(x, b, xref, yref, dy, grad, dim, act, alpha, gain, clamp)
     if grad == 0:
         y = x + _bias_shape(b, x.ndim, dim) if b.numel() else x.clone()
-        if act == 2:
-            y.relu_()
-        elif act == 3:
-            torch.nn.functional.leaky_relu_(y, alpha)
-        if gain != 1:
-            y.mul_(gain)
-        if clamp >= 0:
-            y.clamp_(-clamp, clamp)
-        return y
+        return _activate_in_place(y, int(act), alpha, gain, clamp)
     if act == 1:
         out = x * gain
     else:
