@@ -204,3 +204,23 @@ def test_cpu_training_path_reruns_non_finite_blocks_with_the_reference_kernel(mo
     assert len(fallback) == 1 # The forward reran; the backward (dy finite) stayed blocked.
 
 #----------------------------------------------------------------------------
+
+@pytest.mark.parametrize('case', range(len(CASES)))
+@pytest.mark.parametrize('block_planes', [1, 4, 6]) # Of 6 planes: one per block, a partial last block, one block.
+def test_blocked_passes_never_read_unwritten_buffer_memory(case, block_planes, monkeypatch):
+    # The blocked passes allocate their buffers uninitialised and zero only what is read before it is
+    # written (padding, the tails read past the last plane). With every fresh buffer full of NaN, the
+    # forward and the backward still equal the reference: nothing unwritten reaches an output.
+    x, fu, fd, b, kw = _inputs(case)
+    g = torch.randn_like(_reference(x, fu, fd, b, kw))
+    want = [_reference(x, fu, fd, b, kw)] + list(_grads(_reference(x, fu, fd, b, kw), [x, b], g))
+    new_empty = torch.Tensor.new_empty
+    monkeypatch.setattr(torch.Tensor, 'new_empty', lambda t, *a, **k: new_empty(t, *a, **k).fill_(float('nan')))
+    plan = filtered_lrelu._blocked_plan
+    monkeypatch.setattr(filtered_lrelu, '_blocked_plan', lambda *a, **k: plan(*a, **dict(k, block_planes=block_planes)))
+    fallback = _count_calls(monkeypatch, '_filtered_lrelu_kernel')
+    y = filtered_lrelu.filtered_lrelu(x, fu, fd, b, **kw)
+    got = [y] + list(_grads(y, [x, b], g))
+    assert not fallback # The NaN would have made a block non-finite and sent the call to the reference.
+    for a, r in zip(got, want):
+        assert (a - r).abs().max().item() <= 1e-12 * max(1.0, r.abs().max().item())

@@ -264,7 +264,8 @@ def _blocked_run(x, b, plan, act):
     n, c, h, w = x.shape
     P = plan
     margin = max(P.dh.t_in - P.dh.step, 0) * P.mid_cols if P.dh else 0 # Read past the last plane; stays zero.
-    mid = x.new_zeros([P.blk * P.mid_rows * P.mid_cols + margin])
+    # The banded up stage writes every element of a block's planes; the 2-D one only [mid_h, mid_w] of each.
+    mid = _zero_tail(P.blk * P.mid_rows * P.mid_cols, margin, x) if P.uw else x.new_zeros([P.blk * P.mid_rows * P.mid_cols + margin])
     up_stage = (_banded_up_stage if P.uw else _conv_up_stage)(x, b, P, mid)
     down_stage = (_banded_down_stage if P.dw else _conv_down_stage)(x, P, mid)
     y = x.new_empty([n, c, P.out_h, P.out_w])
@@ -280,9 +281,8 @@ def _blocked_run(x, b, plan, act):
 
 def _banded_up_stage(x, b, P, mid):
     # up(p, k): the two banded passes (width on the small input, then height) into `mid`.
-    padded = x.new_zeros([P.blk, P.in_rows, P.in_cols]) # Its padding stays zero.
-    wide = x.new_zeros([P.blk * P.in_rows * P.mid_cols + max(P.uh.t_in - P.uh.step, 0) * P.mid_cols])
-    load = _block_loader(x, b, P, padded)
+    load, padded = _block_loader(x, b, P)
+    wide = _zero_tail(P.blk * P.in_rows * P.mid_cols, max(P.uh.t_in - P.uh.step, 0) * P.mid_cols, x)
     def up(p, k):
         load(p, k)
         # Width pass: the overlapping windows of the small input are gathered once.
@@ -311,7 +311,7 @@ def _conv_up_stage(x, b, P, mid):
 def _banded_down_stage(x, P, mid):
     # down(k, out): the two banded passes (height on the big tensor, reading its windows in place, then
     # width: one GEMM per column tile over all rows of the block) into out [k, out_h, out_w].
-    low = x.new_zeros([P.blk * P.low_rows * P.mid_cols + P.dw.t_in])
+    low = _zero_tail(P.blk * P.low_rows * P.mid_cols, P.dw.t_in, x)
     def down(k, out):
         torch.matmul(P.m_dh, _row_windows(mid, k * P.dh.tiles, P.dh, P.mid_cols),
                      out=low[:k * P.low_rows * P.mid_cols].view(k * P.dh.tiles, P.dh.t_out, P.mid_cols))
@@ -330,13 +330,29 @@ def _conv_down_stage(x, P, mid):
         out.copy_(_upfirdn2d._upfirdn2d_kernel(t, P.fd, 1, 1, P.down, P.down, 0, 0, 0, 0, P.flip, 1.0)[0])
     return down
 
-def _block_loader(x, b, plan, padded):
-    # load(p, k): planes p ... p+k-1 of x (+ bias) into `padded`, where input row i lands in row
-    # i - uh.first (negative padding crops).
+def _zero_tail(size, tail, like):
+    # A buffer of size + tail elements whose first `size` are written before they are read and whose
+    # last `tail` (read past the last plane, multiplied by zero taps) must stay zero.
+    buf = like.new_empty([size + tail])
+    buf[size:].zero_()
+    return buf
+
+def _block_loader(x, b, plan):
+    # (load, padded): load(p, k) puts planes p ... p+k-1 of x (+ bias) into padded [blk, in_rows, in_cols],
+    # where input row i lands in row i - uh.first (negative padding crops); only the border around
+    # those rows and columns is zeroed, once.
     n, c, h, w = x.shape
     src_r, src_c = max(plan.uh.first, 0), max(plan.uw.first, 0)
     dst_r, dst_c = max(-plan.uh.first, 0), max(-plan.uw.first, 0)
     rows, cols = min(h - src_r, plan.in_rows - dst_r), min(w - src_c, plan.in_cols - dst_c)
+    padded = x.new_empty([plan.blk, plan.in_rows, plan.in_cols])
+    if rows > 0 and cols > 0:
+        padded[:, :dst_r].zero_()
+        padded[:, dst_r + rows:].zero_()
+        padded[:, dst_r: dst_r + rows, :dst_c].zero_()
+        padded[:, dst_r: dst_r + rows, dst_c + cols:].zero_()
+    else:
+        padded.zero_()
     x_planes = x.reshape(n * c, h, w)
     bias = None if b is None else b.to(x.dtype).repeat(n).reshape(n * c, 1, 1)
     def load(p, k):
@@ -347,7 +363,7 @@ def _block_loader(x, b, plan, padded):
                 dst.copy_(src)
             else:
                 torch.add(src, bias[p: p + k], out=dst)
-    return load
+    return load, padded
 
 def _filtered_lrelu_blocked(x, fu, fd, b, up, down, px0, px1, py0, py1, gain, slope, clamp, flip, block_planes=None):
     plan = _blocked_plan(x, fu, fd, up, down, px0, px1, py0, py1, gain, flip, block_planes)
