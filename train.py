@@ -47,7 +47,8 @@ CLI_ONLY = ('outdir', 'desc', 'dry_run')
               help='Which augmentations to use; fundus keeps the anatomy plausible (no hue change, luma flip, '
                    '90-degree rotation or x-flip; milder colour), fundus-xflip adds x-flips')
 @click.option('--resume',       metavar='[PATH|URL]', type=str,
-              help='A network-snapshot-*.pkl starts a new run from its weights; a run directory or '
+              help='A network-snapshot-*.pkl starts a new run from its weights (a pickle with G_ema only, '
+                   'such as fundus/demo/model/phantom-G.pkl, starts G from it too); a run directory or '
                    'training-state-*.pt continues that run exactly')
 @click.option('--freezed',      metavar='INT', type=click.IntRange(min=0), default=0, show_default=True,
               help='Keep this many of D\'s highest-resolution layers fixed (useful when fine-tuning on a small set)')
