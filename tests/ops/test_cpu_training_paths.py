@@ -6,7 +6,7 @@
 import pytest
 import torch
 
-from torch_utils.ops import bias_act
+from torch_utils.ops import bias_act, upfirdn2d
 
 def _grads(y, inputs, g, create_graph=False):
     return torch.autograd.grad(y, inputs, g, create_graph=create_graph)
@@ -76,10 +76,19 @@ def test_bias_act_cpu_training_path_only_when_it_applies():
     with torch.no_grad():
         assert torch.equal(bias_act.bias_act(x, act='lrelu'), bias_act.bias_act(x, act='lrelu', impl='ref'))
 
+@pytest.mark.parametrize('which', ['x', 'b'])
+def test_bias_act_cpu_training_path_with_one_input_needing_a_gradient(which):
+    x = torch.randn([2, 4, 3, 3], dtype=torch.float64, requires_grad=which == 'x')
+    b = torch.randn([4], dtype=torch.float64, requires_grad=which == 'b')
+    y = bias_act.bias_act(x, b, act='lrelu', clamp=1.0)
+    y_ref = bias_act.bias_act(x, b, act='lrelu', clamp=1.0, impl='ref')
+    assert type(y.grad_fn).__name__ == 'BiasActFunctionBackward'
+    g = torch.randn_like(y)
+    leaf = x if which == 'x' else b
+    assert _max_rel(_grads(y, [leaf], g)[0], _grads(y_ref, [leaf], g)[0]) <= 1e-15
+
 #----------------------------------------------------------------------------
 # upfirdn2d
-
-from torch_utils.ops import upfirdn2d # pylint: disable=wrong-import-position
 
 UPFIRDN_CASES = [
     # filter, up, down, padding: the discriminator's (2-D outer product, split), a 1-D one, a 2-D non-separable one.
