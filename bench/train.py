@@ -17,21 +17,23 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from fundus.data import build # pylint: disable=wrong-import-position
+from fundus.demo.config import cpu_config # pylint: disable=wrong-import-position
 from training import config, training_loop # pylint: disable=wrong-import-position
 
 #----------------------------------------------------------------------------
-# The demo's CPU network (fundus/demo/config.py, cpu_config(); fundus/demo/gan.py): set through G_kwargs
-# so that the script also runs against commits from before train.py had --zdim/--layers/--margin.
+# The demo's CPU network: fundus/demo/config.py, cpu_config(), as fundus/demo/gan.py trains it. Its sizes
+# go in through G_kwargs, so the script also runs against commits from before train.py had
+# --zdim/--layers/--margin (docs/benchmarks.md compares with one).
 
-DEMO = dict(res=64, batch=8, cbase=2048, cmax=32, gamma=0.25, num_layers=6, margin_size=4, z_dim=128)
+DEMO = cpu_config()
 
 def _config(cfg, data, res, batch, cbase, cmax, demo):
     if demo:
-        c = config.make_config(cfg='stylegan3-t', data=data, gpus=1, batch=batch, gamma=DEMO['gamma'], cond=True, aug='ada',
+        c = config.make_config(cfg='stylegan3-t', data=data, gpus=1, batch=batch, gamma=DEMO.gamma, cond=True, aug='ada',
                                augpipe='fundus', cbase=cbase, cmax=cmax, map_depth=2, metrics='none', workers=0, device='cpu',
                                fp32=True, mbstd_group=min(4, batch))
-        c.G_kwargs.update(num_layers=DEMO['num_layers'], margin_size=DEMO['margin_size'], z_dim=DEMO['z_dim'], w_dim=DEMO['z_dim'])
-        c.ada_kimg = 4
+        c.G_kwargs.update(num_layers=DEMO.num_layers, margin_size=DEMO.margin_size, z_dim=DEMO.z_dim, w_dim=DEMO.z_dim)
+        c.ada_kimg = DEMO.ada_kimg
         return c
     c = config.make_config(cfg=cfg, data=data, gpus=1, batch=batch, gamma=1, cbase=cbase, cmax=cmax, map_depth=2,
                            metrics='none', workers=0, device='cpu', fp32=True, mbstd_group=min(4, batch))
@@ -56,19 +58,20 @@ def bench(cfg, res, batch, steps, cbase, cmax, threads, demo=False):
     return float(np.median(step_times)) / batch * 1000, float(np.mean(step_times)) / batch * 1000
 
 @click.command()
-@click.option('--cfg', type=click.Choice(['stylegan2', 'stylegan3-t', 'stylegan3-r']), default='stylegan2', show_default=True)
-@click.option('--res', type=int, default=32, show_default=True, help='Image resolution')
-@click.option('--batch', type=int, default=8, show_default=True, help='Batch size')
-@click.option('--steps', type=int, default=6, show_default=True, help='Timed steps (a multiple of 16 includes R1 in proportion)')
+@click.option('--cfg', type=click.Choice(['stylegan2', 'stylegan3-t', 'stylegan3-r']), default='stylegan2', show_default=True,
+              help='Network configuration, as train.py --cfg')
+@click.option('--res', type=click.IntRange(min=16), default=32, show_default=True, help='Image resolution')
+@click.option('--batch', type=click.IntRange(min=1), default=8, show_default=True, help='Batch size')
+@click.option('--steps', type=click.IntRange(min=1), default=6, show_default=True, help='Timed steps (a multiple of 16 includes R1 in proportion)')
 @click.option('--cbase', type=int, default=1024, show_default=True, help='channel_base of G and D')
 @click.option('--cmax', type=int, default=64, show_default=True, help='channel_max of G and D')
-@click.option('--threads', type=int, default=2, show_default=True, help='torch threads')
+@click.option('--threads', type=click.IntRange(min=1), default=2, show_default=True, help='torch threads')
 @click.option('--demo', is_flag=True, help='The demo\'s network instead (conditional stylegan3-t 64 px, ADA fundus; '
               'overrides --cfg/--res/--batch/--cbase/--cmax)')
 def main(cfg, res, batch, steps, cbase, cmax, threads, demo):
     """Seconds per kimg of complete training steps (all phases, EMA, ADA) on the CPU: median and mean."""
     if demo:
-        cfg, res, batch, cbase, cmax = 'stylegan3-t (demo)', DEMO['res'], DEMO['batch'], DEMO['cbase'], DEMO['cmax']
+        cfg, res, batch, cbase, cmax = 'stylegan3-t (demo)', DEMO.resolution, DEMO.batch, DEMO.cbase, DEMO.cmax
     median, mean = bench(cfg, res, batch, steps, cbase, cmax, threads, demo)
     print(f'{cfg} res={res} batch={batch} cbase={cbase} cmax={cmax} threads={threads}: '
           f'{median:.1f} s/kimg median, {mean:.1f} s/kimg mean of {steps} steps')

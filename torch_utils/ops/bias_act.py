@@ -73,11 +73,13 @@ def bias_act(x, b=None, dim=1, act='linear', alpha=None, gain=None, clamp=None, 
         return _bias_act_function(dim=dim, act=act, alpha=alpha, gain=gain, clamp=clamp, kernel=cpu_kernel).apply(x, b)
     return _bias_act_ref(x, b, dim, spec, alpha, gain, clamp)
 
+def _needs_grad(x, b):
+    return torch.is_grad_enabled() and (x.requires_grad or (b is not None and b.requires_grad))
+
 def _cpu_training(x, b, spec, alpha, gain):
     # A CPU call that needs a gradient, with a piecewise-linear activation: the Function with the CPU
-    # kernel below (saves y only, three passes per derivative instead of autograd's eight).
-    needs_grad = torch.is_grad_enabled() and (x.requires_grad or (b is not None and b.requires_grad))
-    return (needs_grad and x.device.type == 'cpu' and spec.cuda_idx in _PIECEWISE_LINEAR
+    # kernel below (saves y only, three passes per derivative instead of native autograd's six).
+    return (_needs_grad(x, b) and x.device.type == 'cpu' and spec.cuda_idx in _PIECEWISE_LINEAR
             and alpha >= 0 and gain > 0 and x.dtype in (torch.float32, torch.float64))
 
 #----------------------------------------------------------------------------
@@ -118,8 +120,7 @@ def _bias_act_ref(x, b, dim, spec, alpha, gain, clamp):
     # piecewise-linear activations work in place on the one new tensor.
     if b is not None:
         x = x + _bias_shape(b.to(x.dtype), x.ndim, dim)
-    needs_grad = torch.is_grad_enabled() and (x.requires_grad or (b is not None and b.requires_grad))
-    if not needs_grad and spec.ref in ('', 'y') and not spec.has_2nd_grad and alpha >= 0:
+    if not _needs_grad(x, b) and spec.ref in ('', 'y') and not spec.has_2nd_grad and alpha >= 0:
         return _activate_in_place(x.clone() if b is None else x, spec.cuda_idx, alpha, gain, clamp)
     x = spec.func(x, alpha=alpha)
     if gain != 1:

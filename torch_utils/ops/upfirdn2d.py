@@ -397,8 +397,9 @@ def _separable_factors(f):
 
 def _upfirdn2d_cpu_kernel(x, f, upx, upy, downx, downy, padx0, padx1, pady0, pady1, flip, gain):
     # The reference kernel, with an outer-product 2-D filter run as its two 1-D banded passes (GEMMs)
-    # instead of one depthwise convolution.
-    # The result is never a view: the Function's output may be modified in place (noise added).
+    # instead of one depthwise convolution. The result is detached from the view it may be of (the passes
+    # return slices): autograd forbids modifying a view made inside a Function in place, and StyleGAN2
+    # adds its noise in place. detach() shares the storage, so nothing is copied.
     factors = _separable_factors(f)
     if factors is None:
         y = _upfirdn2d_kernel(x, f, upx, upy, downx, downy, padx0, padx1, pady0, pady1, flip, gain)
@@ -406,7 +407,7 @@ def _upfirdn2d_cpu_kernel(x, f, upx, upy, downx, downy, padx0, padx1, pady0, pad
         v, h = factors
         x = _upfirdn2d_kernel(x, h.unsqueeze(0), upx, 1, downx, 1, padx0, padx1, 0, 0, flip, gain)
         y = _upfirdn2d_kernel(x, v.unsqueeze(1), 1, upy, 1, downy, 0, 0, pady0, pady1, flip, 1.0)
-    return y.clone(memory_format=torch.contiguous_format) if y._is_view() else y
+    return y.detach()
 
 class CpuKernel:
     """The upfirdn2d entry point for CPU training: the reference kernel, outer-product filters split."""
