@@ -56,8 +56,9 @@ def test_sg3_generator_gradients_equal_the_reference_path(monkeypatch):
     img_ref, ref = _param_grads(G, z)
     assert torch.equal(img, img_ref)
     assert len(ours) == len(list(G.parameters()))
-    # Measured: at most 4.8e-7 relative (the input gradient goes one sample at a time; see docs/ops.md).
-    _assert_close(ours, ref, rel=1e-6)
+    # Measured: at most 1.4e-6 relative. Both are fp32 sums in different orders (the kernels' gradient
+    # by tap GEMMs and a closed-form chain); tests/ops/test_modulated_conv2d.py bounds both against fp64.
+    _assert_close(ours, ref, rel=3e-6)
 
 def test_sg3_generator_double_backward_equals_the_reference_path(monkeypatch):
     G, z = _sg3_generator()
@@ -67,7 +68,7 @@ def test_sg3_generator_double_backward_equals_the_reference_path(monkeypatch):
     # Every parameter but the ToRGB bias, which adds a constant to img and so drops out of d img / d ws.
     torgb_bias = f'synthesis.{G.synthesis.layer_names[-1]}.bias'
     assert set(ours) == {name for name, _ in G.named_parameters()} - {torgb_bias}
-    _assert_close(ours, ref, rel=1e-5) # Measured: at most 3.3e-7 relative to the largest gradient of the tensor.
+    _assert_close(ours, ref, rel=1e-5) # Measured: at most 7.8e-7 relative to the largest gradient of the tensor.
 
 @pytest.mark.parametrize('fused_modconv', [True, False])
 def test_sg2_generator_gradients_equal_the_reference_path(fused_modconv, monkeypatch):
@@ -83,6 +84,6 @@ def test_sg2_generator_gradients_equal_the_reference_path(fused_modconv, monkeyp
     monkeypatch.setattr(mc, '_cpu_training', lambda *a: False)
     img_ref, ref = _param_grads(G, z, fused_modconv=fused_modconv)
     assert torch.equal(img, img_ref)
-    _assert_close(ours, ref, rel=1e-6) # Measured: at most 4.3e-7 relative (fused; unfused never takes the Function).
+    _assert_close(ours, ref, rel=3e-6) # Measured: at most 7.0e-7 relative (fused; unfused never takes the Function).
 
 #----------------------------------------------------------------------------

@@ -87,14 +87,7 @@ def _check_args(x, w, s, padding, input_gain, prescale, impl):
 def per_sample_kernels(w, s, demodulate, input_gain, prescale, dtype):
     """The per-sample kernels [N*O, I, kh, kw] of modulated_conv2d(), in dtype (differentiable)."""
     N, (O, I, kh, kw) = s.shape[0], w.shape
-    if demodulate and prescale == 'rms':
-        # Unit RMS first; demodulation cancels these scales, and fp16 products stay well in range.
-        w = w * w.square().mean(dim=[1, 2, 3], keepdim=True).rsqrt()
-        s = s * s.square().mean().rsqrt()
-    elif demodulate and dtype == torch.float16:
-        # Peak magnitude about one, for the same reason (StyleGAN2's fp16 path).
-        w = w * ((1 / np.sqrt(I * kh * kw)) / w.abs().amax(dim=[1, 2, 3], keepdim=True))
-        s = s / s.abs().amax(dim=1, keepdim=True)
+    w, s = _prescaled(w, s, demodulate, prescale, dtype)
     k = w[None] * s[:, None, :, None, None]                                     # [N, O, I, kh, kw]
     if demodulate:
         norms = k.square().sum(dim=[2, 3, 4], keepdim=True)                     # [N, O, 1, 1, 1]
@@ -103,6 +96,19 @@ def per_sample_kernels(w, s, demodulate, input_gain, prescale, dtype):
         gain = input_gain.expand(N, I)                                          # [N, I]
         k = k * gain[:, None, :, None, None]
     return k.reshape(N * O, I, kh, kw).to(dtype)                                # [N*O, I, kh, kw]
+
+def _prescaled(w, s, demodulate, prescale, dtype):
+    # w and s scaled before demodulation, which cancels these scales; they keep the products in range.
+    I, kh, kw = w.shape[1:]
+    if demodulate and prescale == 'rms':
+        # Unit RMS first; fp16 products stay well in range.
+        w = w * w.square().mean(dim=[1, 2, 3], keepdim=True).rsqrt()
+        s = s * s.square().mean().rsqrt()
+    elif demodulate and dtype == torch.float16:
+        # Peak magnitude about one, for the same reason (StyleGAN2's fp16 path).
+        w = w * ((1 / np.sqrt(I * kh * kw)) / w.abs().amax(dim=[1, 2, 3], keepdim=True))
+        s = s / s.abs().amax(dim=1, keepdim=True)
+    return w, s
 
 def _grouped_conv(x, kernels, padding):
     # The batch folded into the channels: one convolution with N groups. The caller unfolds the result
@@ -116,15 +122,6 @@ def _modulated_conv2d_ref(x, w, s, demodulate, padding, input_gain, prescale):
 #----------------------------------------------------------------------------
 # The recomputing autograd Function.
 
-def _conv_grads(dy, x, kernels, padding, need_x, need_k, higher):
-    # Gradients of the grouped convolution with respect to its input (the transposed convolution) and
-    # its kernels (the weight gradient), from aten's convolution backward: the very op native autograd
-    # runs. A higher-order graph needs the differentiable grouped call; first derivatives go one
-    # sample at a time, which needs far less memory.
-    if higher:
-        return _grouped_conv_grads(dy, x, kernels, padding, need_x, need_k)
-    return _per_sample_conv_grads(dy, x, kernels, padding, need_x, need_k)
-
 def _grouped_conv_grads(dy, x, kernels, padding, need_x, need_k):
     N = x.shape[0]
     stacked = x.reshape(1, -1, *x.shape[2:])                                    # [1, N*I, H, W]
@@ -137,10 +134,9 @@ def _per_sample_conv_grads(dy, x, kernels, padding, need_x, need_k):
     # layouts at once: at L11 of stylegan3-t 128, batch 4, about 410 MiB of temporaries next to a
     # 152 MiB dx. Sample n is group n, so dx goes one group at a time, with a quarter of those
     # temporaries, into a preallocated result; oneDNN may order the sums differently per group (rounding
-    # differences only, docs/ops.md). The kernels' gradient keeps the grouped call (bit for bit native
-    # autograd's; its temporaries are smaller).
+    # differences only, docs/ops.md). The kernels' gradient is the tap GEMMs of _tap_kernel_grads().
     N, O = x.shape[0], kernels.shape[0] // x.shape[0]
-    dk = _grouped_conv_grads(dy, x, kernels, padding, False, True)[1] if need_k else None
+    dk = _tap_kernel_grads(dy, x, kernels.shape[2:], padding) if need_k else None
     dx = torch.empty_like(x) if need_x else None                               # [N, I, H, W]
     for n in range(N if need_x else 0):
         rows = slice(n * O, (n + 1) * O)
@@ -150,6 +146,68 @@ def _per_sample_conv_grads(dy, x, kernels, padding, need_x, need_k):
         dx[n].copy_(dx_n[0])
         del dx_n # Free this sample's result before the next sample's convolution.
     return dx, dk
+
+_TAP_CHUNK = 4096 # Elements of the flattened padded rows per GEMM (a multiple of the row length).
+
+def _tap_kernel_grads(dy, x, kernel_size, padding):
+    # dK[n, o, i, a, b] = sum over r, c of dy[n, o, r, c] * xp[n, i, r + a, c + b], xp = x zero-padded.
+    # With dy widened to xp's row length Wp (zeros in its last kw - 1 columns), the window of tap (a, b)
+    # is flattened xp shifted by a * Wp + b, so a tap is one GEMM per sample, [O, L] @ [L, I]. The rows
+    # go in chunks, so that a chunk's x stays in cache for all kh * kw taps; oneDNN's weight gradient
+    # runs at about 2/3 of its forward's speed here (docs/benchmarks.md). Sums in another order than
+    # native autograd's: rounding differences only.
+    N, I, H, W = x.shape
+    O, (kh, kw), (py, px) = dy.shape[1] // N, kernel_size, padding
+    Hp, Wp = H + 2 * py, W + 2 * px
+    Ho, Wo = Hp - kh + 1, Wp - kw + 1
+    xp = x.new_zeros([N, I, Hp * Wp + kw - 1])                                  # Flat rows + the last tap's overrun.
+    xp[:, :, :Hp * Wp].view(N, I, Hp, Wp)[:, :, py: py + H, px: px + W] = x
+    dyw = dy.new_zeros([N, O, Ho, Wp])
+    dyw[..., :Wo] = dy.view(N, O, Ho, Wo)
+    dyw = dyw.view(N, O, Ho * Wp)                                               # [N, O, L]
+    dk = x.new_zeros([kh, kw, N, O, I])
+    rows = max(1, _TAP_CHUNK // Wp)
+    for r0 in range(0, Ho, rows):
+        l0, l1 = r0 * Wp, min(Ho, r0 + rows) * Wp
+        for a in range(kh):
+            for b in range(kw):
+                shift = a * Wp + b
+                dk[a, b].baddbmm_(dyw[:, :, l0: l1], xp[:, :, l0 + shift: l1 + shift].transpose(1, 2))
+    return dk.permute(2, 3, 4, 0, 1).reshape(N * O, I, kh, kw)                  # [N*O, I, kh, kw]
+
+def _chain_kernel_grads(dk, w, s, input_gain, demodulate, prescale, needs):
+    # First derivatives of per_sample_kernels(), K[n, o, i] = w1[o, i] s1[n, i] d[n, o] g[n, i] with
+    # d = (sum over i of s1[n, i]^2 |w1[o, i]|^2 + 1e-8)^-1/2, given dK: the sums run on [N, O, I] and
+    # [O, I, kh, kw] tensors (two passes over dK) instead of autograd through the kernels' five
+    # [N, O, I, kh, kw] intermediates. Autograd takes only the prescale and the gain's broadcast
+    # (tensors of w's and s's sizes) back to the inputs. Returns the gradients of w, s, input_gain.
+    N, (O, I, kh, kw) = s.shape[0], w.shape
+    with torch.enable_grad():
+        leaves = [None if t is None else t.detach().requires_grad_(need) for t, need in zip((w, s, input_gain), needs)]
+        w1, s1 = _prescaled(leaves[0], leaves[1], demodulate, prescale, dk.dtype)
+        gain = None if leaves[2] is None else leaves[2].expand(N, I)            # [N, I]
+    wf, sd = w1.detach().reshape(O, I, kh * kw), s1.detach()
+    sg = sd if gain is None else sd * gain.detach()                            # [N, I]
+    dk = dk.to(wf.dtype).reshape(N, O, I, kh * kw)
+    if demodulate:
+        w2 = wf.square().sum(-1)                                                # [O, I]
+        d = (sd.square() @ w2.t() + 1e-8).rsqrt()                               # [N, O]
+    else:
+        d = wf.new_ones([N, O])
+    a = torch.stack([(dk[n] * wf).sum(-1) for n in range(N)])                  # [N, O, I]: dL/d(s1 d g)
+    dw1 = torch.zeros_like(wf)
+    for n in range(N):
+        dw1.addcmul_(dk[n], (d[n, :, None] * sg[n, None, :])[..., None])
+    da = torch.bmm(d[:, None, :], a)[:, 0]                                      # [N, I]: sum over o of d a
+    ds1 = da if gain is None else da * gain.detach()
+    if demodulate:
+        dq = (a * sg[:, None, :]).sum(-1) * d.pow(3) * -0.5                     # [N, O]: dL/d(d^-2)
+        ds1 = ds1 + 2 * sd * (dq @ w2)
+        dw1.addcmul_(wf, (dq.t() @ sd.square())[..., None], value=2)
+    pairs = [(w1, dw1.reshape(w.shape)), (s1, ds1), (gain, da * sd)]
+    outs, grads = zip(*[(t, g) for t, g in pairs if t is not None and t.requires_grad])
+    got = iter(torch.autograd.grad(outs, [t for t in leaves if t is not None and t.requires_grad], grads))
+    return [next(got) if (t is not None and t.requires_grad) else None for t in leaves]
 
 @functools.lru_cache(maxsize=None)
 def _modconv_function(demodulate, padding, prescale):
@@ -164,31 +222,34 @@ def _modconv_function(demodulate, padding, prescale):
         @staticmethod
         def backward(ctx, dy): # pylint: disable=arguments-differ
             x, w, s, input_gain = ctx.saved_tensors
-            need_x, need_w, need_s, need_g = ctx.needs_input_grad
-            # Grad mode is on here exactly when the caller asked for a higher-order graph
-            # (create_graph=True); then every step below records one, through the saved inputs.
-            higher = torch.is_grad_enabled()
-            wanted = [t for t, need in ((w, need_w), (s, need_s), (input_gain, need_g)) if need]
-            with torch.enable_grad():
-                leaves = wanted if higher else [t.detach().requires_grad_(True) for t in wanted]
-                w_, s_, g_ = _substitute((w, s, input_gain), (need_w, need_s, need_g), leaves, higher)
-                kernels = per_sample_kernels(w_, s_, demodulate, g_, prescale, x.dtype)
-            dx, dk = _conv_grads(dy, x, kernels if higher else kernels.detach(), padding, need_x, bool(leaves), higher)
-            grads = iter(torch.autograd.grad(kernels, leaves, dk, create_graph=higher) if leaves else ())
-            return dx, *(next(grads) if need else None for need in (need_w, need_s, need_g))
+            # Grad mode is on here exactly when the caller asked for a higher-order graph (create_graph=True).
+            if not torch.is_grad_enabled():
+                return _first_order_grads(dy, x, w, s, input_gain, ctx.needs_input_grad)
+            return _higher_order_grads(dy, x, w, s, input_gain, ctx.needs_input_grad)
+
+    def _first_order_grads(dy, x, w, s, input_gain, needs):
+        # The kernels without a graph (dx needs them), the kernels' gradient, its closed-form chain.
+        need_x, need_w, need_s, need_g = needs
+        with torch.no_grad():
+            kernels = per_sample_kernels(w, s, demodulate, input_gain, prescale, x.dtype)
+        need_k = need_w or need_s or need_g
+        dx, dk = _per_sample_conv_grads(dy, x, kernels, padding, need_x, need_k)
+        del kernels
+        dw = ds = dg = None
+        if need_k:
+            dw, ds, dg = _chain_kernel_grads(dk, w, s, input_gain, demodulate, prescale, (need_w, need_s, need_g))
+        return dx, dw, ds, dg
+
+    def _higher_order_grads(dy, x, w, s, input_gain, needs):
+        # Every step records a graph through the saved inputs themselves: the kernels rebuilt by the
+        # reference's ops, the grouped convolution's differentiable backward, autograd back to w, s, g.
+        need_x, need_w, need_s, need_g = needs
+        wanted = [t for t, need in ((w, need_w), (s, need_s), (input_gain, need_g)) if need]
+        kernels = per_sample_kernels(w, s, demodulate, input_gain, prescale, x.dtype)
+        dx, dk = _grouped_conv_grads(dy, x, kernels, padding, need_x, bool(wanted))
+        grads = iter(torch.autograd.grad(kernels, wanted, dk, create_graph=True) if wanted else ())
+        return dx, *(next(grads) if need else None for need in (need_w, need_s, need_g))
 
     return ModulatedConv2dFunction
-
-def _substitute(tensors, needs, leaves, higher):
-    # The inputs of the recomputed kernels: the fresh leaves where a gradient is wanted (the saved
-    # tensors themselves for a higher-order graph), the others detached.
-    leaves = iter(leaves)
-    out = []
-    for t, need in zip(tensors, needs):
-        if need:
-            out.append(next(leaves))
-        else:
-            out.append(t if (t is None or higher) else t.detach())
-    return out
 
 #----------------------------------------------------------------------------
