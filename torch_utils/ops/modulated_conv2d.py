@@ -129,25 +129,24 @@ def _grouped_conv_grads(dy, x, kernels, padding, need_x, need_k):
                                                     False, [0, 0], N, [need_x, need_k, False])
     return (dx.reshape(x.shape) if need_x else None), dk
 
-def _per_sample_conv_grads(dy, x, kernels, padding, need_x, need_k):
+def _per_sample_input_grad(dy, x, kernels, padding):
     # The grouped input gradient on CPU (oneDNN) converts the whole batch's dy and dx to its blocked
     # layouts at once: at L11 of stylegan3-t 128, batch 4, about 410 MiB of temporaries next to a
     # 152 MiB dx. Sample n is group n, so dx goes one group at a time, with a quarter of those
     # temporaries, into a preallocated result; oneDNN may order the sums differently per group (rounding
-    # differences only, docs/ops.md). The kernels' gradient is the tap GEMMs of _tap_kernel_grads().
+    # differences only, docs/ops.md).
     N, O = x.shape[0], kernels.shape[0] // x.shape[0]
-    dk = _tap_kernel_grads(dy, x, kernels.shape[2:], padding) if need_k else None
-    dx = torch.empty_like(x) if need_x else None                               # [N, I, H, W]
-    for n in range(N if need_x else 0):
+    dx = torch.empty_like(x)                                                    # [N, I, H, W]
+    for n in range(N):
         rows = slice(n * O, (n + 1) * O)
         dx_n = torch.ops.aten.convolution_backward(dy[:, rows], x[n: n + 1], kernels[rows], None, [1, 1],
                                                    list(padding), [1, 1], False, [0, 0], 1,
                                                    [True, False, False])[0]    # [1, I, H, W]
         dx[n].copy_(dx_n[0])
         del dx_n # Free this sample's result before the next sample's convolution.
-    return dx, dk
+    return dx
 
-_TAP_CHUNK = 4096 # Elements of the flattened padded rows per GEMM (a multiple of the row length).
+_TAP_CHUNK = 4096 # Elements of the flattened padded rows per GEMM, rounded down to whole rows.
 
 def _tap_kernel_grads(dy, x, kernel_size, padding):
     # dK[n, o, i, a, b] = sum over r, c of dy[n, o, r, c] * xp[n, i, r + a, c + b], xp = x zero-padded.
@@ -163,7 +162,7 @@ def _tap_kernel_grads(dy, x, kernel_size, padding):
     xp = x.new_zeros([N, I, Hp * Wp + kw - 1])                                  # Flat rows + the last tap's overrun.
     xp[:, :, :Hp * Wp].view(N, I, Hp, Wp)[:, :, py: py + H, px: px + W] = x
     dyw = dy.new_zeros([N, O, Ho, Wp])
-    dyw[..., :Wo] = dy.view(N, O, Ho, Wo)
+    dyw[..., :Wo] = dy.reshape(N, O, Ho, Wo)                                   # dy may be a strided view.
     dyw = dyw.view(N, O, Ho * Wp)                                               # [N, O, L]
     dk = x.new_zeros([kh, kw, N, O, I])
     rows = max(1, _TAP_CHUNK // Wp)
@@ -178,7 +177,7 @@ def _tap_kernel_grads(dy, x, kernel_size, padding):
 def _chain_kernel_grads(dk, w, s, input_gain, demodulate, prescale, needs):
     # First derivatives of per_sample_kernels(), K[n, o, i] = w1[o, i] s1[n, i] d[n, o] g[n, i] with
     # d = (sum over i of s1[n, i]^2 |w1[o, i]|^2 + 1e-8)^-1/2, given dK: the sums run on [N, O, I] and
-    # [O, I, kh, kw] tensors (two passes over dK) instead of autograd through the kernels' five
+    # [O, I, kh, kw] tensors (two passes over dK) instead of autograd through the kernels' full-size
     # [N, O, I, kh, kw] intermediates. Autograd takes only the prescale and the gain's broadcast
     # (tensors of w's and s's sizes) back to the inputs. Returns the gradients of w, s, input_gain.
     N, (O, I, kh, kw) = s.shape[0], w.shape
@@ -228,15 +227,16 @@ def _modconv_function(demodulate, padding, prescale):
             return _higher_order_grads(dy, x, w, s, input_gain, ctx.needs_input_grad)
 
     def _first_order_grads(dy, x, w, s, input_gain, needs):
-        # The kernels without a graph (dx needs them), the kernels' gradient, its closed-form chain.
+        # dx from the kernels rebuilt without a graph; dK by tap GEMMs and its closed-form chain.
         need_x, need_w, need_s, need_g = needs
-        with torch.no_grad():
-            kernels = per_sample_kernels(w, s, demodulate, input_gain, prescale, x.dtype)
-        need_k = need_w or need_s or need_g
-        dx, dk = _per_sample_conv_grads(dy, x, kernels, padding, need_x, need_k)
-        del kernels
-        dw = ds = dg = None
-        if need_k:
+        dx = dw = ds = dg = None
+        if need_x:
+            with torch.no_grad():
+                kernels = per_sample_kernels(w, s, demodulate, input_gain, prescale, x.dtype)
+            dx = _per_sample_input_grad(dy, x, kernels, padding)
+            del kernels
+        if need_w or need_s or need_g:
+            dk = _tap_kernel_grads(dy, x, w.shape[2:], padding)
             dw, ds, dg = _chain_kernel_grads(dk, w, s, input_gain, demodulate, prescale, (need_w, need_s, need_g))
         return dx, dw, ds, dg
 
