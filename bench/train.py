@@ -2,6 +2,7 @@
 
     python bench/train.py --cfg=stylegan2 --res=32 --batch=8 --steps=6
     python bench/train.py --demo --steps=32           # the demo's network (make demo, stage 2)
+    python bench/train.py --demo --steps=32 --free-nonlinearity   # its bound: filtered_lrelu costing nothing
 
 The mean over the timed steps includes the lazy R1 steps (every 16th D step); the median leaves them out.
 """
@@ -11,13 +12,17 @@ import sys
 import tempfile
 import time
 
+import contextlib
+
 import click
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from fundus.data import build # pylint: disable=wrong-import-position
 from fundus.demo.config import cpu_config # pylint: disable=wrong-import-position
+from torch_utils.ops import filtered_lrelu # pylint: disable=wrong-import-position
 from training import config, training_loop # pylint: disable=wrong-import-position
 
 #----------------------------------------------------------------------------
@@ -41,7 +46,33 @@ def _config(cfg, data, res, batch, cbase, cmax, demo):
         c.G_kwargs.update(num_layers=4, margin_size=2)
     return c
 
-def bench(cfg, res, batch, steps, cbase, cmax, threads, demo=False):
+#----------------------------------------------------------------------------
+# --free-nonlinearity: a bound, not a network anyone trains. Every filtered_lrelu becomes x + b cropped or
+# zero-padded to the output size the real op would give (no filtering, no activation), so the step keeps
+# its shapes and everything else (convolutions, D, ADA, optimiser) while the nonlinearity costs ~nothing.
+
+def _free_filtered_lrelu(x, fu=None, fd=None, b=None, up=1, down=1, padding=0, gain=np.sqrt(2), slope=0.2, clamp=None,
+                         flip_filter=False, impl='cuda'):
+    px0, px1, py0, py1, *_ = filtered_lrelu._check_args(x, fu, fd, b, up, down, padding, gain, slope, clamp, impl)
+    (kuw, kuh), (kdw, kdh) = [(1, 1) if f is None else filtered_lrelu._filter_size(f) for f in (fu, fd)]
+    h, w = x.shape[2:]
+    out_h = filtered_lrelu._out_len(h, up, down, py0, py1, kuh, kdh)
+    out_w = filtered_lrelu._out_len(w, up, down, px0, px1, kuw, kdw)
+    y = x if b is None else x + b.reshape(1, -1, 1, 1)
+    return F.pad(y, [0, out_w - w, 0, out_h - h])
+
+@contextlib.contextmanager
+def _nonlinearity(free):
+    real = filtered_lrelu.filtered_lrelu
+    filtered_lrelu.filtered_lrelu = _free_filtered_lrelu if free else real
+    try:
+        yield
+    finally:
+        filtered_lrelu.filtered_lrelu = real
+
+#----------------------------------------------------------------------------
+
+def bench(cfg, res, batch, steps, cbase, cmax, threads, demo=False, free=False):
     """(median, mean) seconds per kimg over `steps` timed training steps after one warm-up step."""
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -53,7 +84,8 @@ def bench(cfg, res, batch, steps, cbase, cmax, threads, demo=False):
         os.makedirs(kwargs['run_dir'])
         times = []
         kwargs['progress_fn'] = lambda cur, total: times.append(time.perf_counter())
-        training_loop.training_loop(**kwargs)
+        with _nonlinearity(free):
+            training_loop.training_loop(**kwargs)
     step_times = np.diff(times) # Tick 0 (warm-up step) excluded.
     return float(np.median(step_times)) / batch * 1000, float(np.mean(step_times)) / batch * 1000
 
@@ -68,12 +100,16 @@ def bench(cfg, res, batch, steps, cbase, cmax, threads, demo=False):
 @click.option('--threads', type=click.IntRange(min=1), default=2, show_default=True, help='torch threads')
 @click.option('--demo', is_flag=True, help='The demo\'s network instead (conditional stylegan3-t 64 px, ADA fundus; '
               'overrides --cfg/--res/--batch/--cbase/--cmax)')
-def main(cfg, res, batch, steps, cbase, cmax, threads, demo):
+@click.option('--free-nonlinearity', 'free', is_flag=True, help='A bound, not a real network: every filtered_lrelu '
+              '(stylegan3-*) becomes a crop/pad of x + b to its output size, so the step time is what it would be '
+              'if the filtered nonlinearity cost nothing')
+def main(cfg, res, batch, steps, cbase, cmax, threads, demo, free):
     """Seconds per kimg of complete training steps (all phases, EMA, ADA) on the CPU: median and mean."""
     if demo:
         cfg, res, batch, cbase, cmax = 'stylegan3-t (demo)', DEMO.resolution, DEMO.batch, DEMO.cbase, DEMO.cmax
-    median, mean = bench(cfg, res, batch, steps, cbase, cmax, threads, demo)
-    print(f'{cfg} res={res} batch={batch} cbase={cbase} cmax={cmax} threads={threads}: '
+    median, mean = bench(cfg, res, batch, steps, cbase, cmax, threads, demo, free)
+    bound = ', filtered_lrelu free (a bound)' if free else ''
+    print(f'{cfg} res={res} batch={batch} cbase={cbase} cmax={cmax} threads={threads}{bound}: '
           f'{median:.1f} s/kimg median, {mean:.1f} s/kimg mean of {steps} steps')
 
 if __name__ == '__main__':
