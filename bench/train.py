@@ -7,12 +7,11 @@
 The mean over the timed steps includes the lazy R1 steps (every 16th D step); the median leaves them out.
 """
 
+import contextlib
 import os
 import sys
 import tempfile
 import time
-
-import contextlib
 
 import click
 import numpy as np
@@ -62,11 +61,16 @@ def _free_filtered_lrelu(x, fu=None, fd=None, b=None, up=1, down=1, padding=0, g
     return F.pad(y, [0, out_w - w, 0, out_h - h])
 
 @contextlib.contextmanager
-def _nonlinearity(free):
-    real = filtered_lrelu.filtered_lrelu
-    filtered_lrelu.filtered_lrelu = _free_filtered_lrelu if free else real
+def _free_nonlinearity():
+    # Swaps the stand-in in for the duration; yields the list of calls it served (a network that never
+    # reaches filtered_lrelu, e.g. stylegan2, would otherwise time nothing but the real step).
+    real, calls = filtered_lrelu.filtered_lrelu, []
+    def stand_in(*args, **kwargs):
+        calls.append(None)
+        return _free_filtered_lrelu(*args, **kwargs)
+    filtered_lrelu.filtered_lrelu = stand_in
     try:
-        yield
+        yield calls
     finally:
         filtered_lrelu.filtered_lrelu = real
 
@@ -84,8 +88,11 @@ def bench(cfg, res, batch, steps, cbase, cmax, threads, demo=False, free=False):
         os.makedirs(kwargs['run_dir'])
         times = []
         kwargs['progress_fn'] = lambda cur, total: times.append(time.perf_counter())
-        with _nonlinearity(free):
+        with _free_nonlinearity() if free else contextlib.nullcontext([None]) as calls:
             training_loop.training_loop(**kwargs)
+    if not calls:
+        raise click.UsageError(f'--free-nonlinearity: the {cfg} network never calls filtered_lrelu, so there is no '
+                               'bound to time (use --cfg=stylegan3-t, stylegan3-r or --demo)')
     step_times = np.diff(times) # Tick 0 (warm-up step) excluded.
     return float(np.median(step_times)) / batch * 1000, float(np.mean(step_times)) / batch * 1000
 

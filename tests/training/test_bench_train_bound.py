@@ -1,7 +1,8 @@
 # bench/train.py --free-nonlinearity: its stand-in for filtered_lrelu keeps every output shape of the real
-# op (so the bound times the same convolutions, D and optimiser), passes gradients to x and b, and the
-# context manager puts the real op back.
+# op (so the bound times the same convolutions, D and optimiser) and passes gradients to x and b; the
+# context manager counts its calls and puts the real op back; a network without the op is refused.
 
+import click
 import numpy as np
 import pytest
 import torch
@@ -34,12 +35,20 @@ def test_free_nonlinearity_keeps_the_output_shape_and_the_gradient_path(shape, k
     free.sum().backward()
     assert x.grad is not None and b.grad is not None and float(b.grad.abs().sum()) > 0
 
-def test_the_context_manager_restores_the_real_op():
+def test_the_context_manager_counts_its_calls_and_restores_the_real_op():
     real = filtered_lrelu.filtered_lrelu
-    with bench_train._nonlinearity(True):
-        assert filtered_lrelu.filtered_lrelu is bench_train._free_filtered_lrelu
+    x = torch.randn([1, 2, 8, 8])
+    with bench_train._free_nonlinearity() as calls:
+        assert filtered_lrelu.filtered_lrelu is not real
+        filtered_lrelu.filtered_lrelu(x)
+        assert len(calls) == 1
     assert filtered_lrelu.filtered_lrelu is real
     with pytest.raises(RuntimeError):
-        with bench_train._nonlinearity(True):
+        with bench_train._free_nonlinearity():
             raise RuntimeError('inside')
     assert filtered_lrelu.filtered_lrelu is real
+
+def test_a_network_without_filtered_lrelu_is_a_usage_error():
+    # stylegan2 never calls filtered_lrelu: the bound would silently time the real step.
+    with pytest.raises(click.UsageError, match='never calls filtered_lrelu'):
+        bench_train.bench('stylegan2', res=16, batch=2, steps=1, cbase=64, cmax=8, threads=1, free=True)

@@ -18,9 +18,10 @@ LR = 0.01 # SGD step of G and D.
 def _config(tmp_path, data, name, gpus):
     # Per-rank randomness (network noise inputs, style mixing, PL and augmentation draws) is switched off:
     # those streams are per rank by design. mbstd groups of 2 cover the same samples in both layouts.
-    # SGD with momentum instead of Adam: what is tested is the sharding and the gradient averaging, and
-    # Adam's first steps are lr * sign(g), which turns rounding noise on a gradient near zero into a
-    # whole step (seen on an AVX2 machine: 4e-4 on one weight); SGD keeps weights linear in the gradients.
+    # SGD with momentum instead of Adam: what is tested is the sharding and the gradient averaging. Adam
+    # divides each gradient element by its own running magnitude (its first step is lr * sign(g)), so
+    # rounding noise on a gradient near zero moves a weight by up to a whole step (seen on an AVX2 EPYC:
+    # 4e-4 on one weight); SGD keeps the weights linear in the gradients.
     c = helpers.tiny_config(data, cfg='stylegan2', batch=4, gpus=gpus, kimg=0.008, tick=1, aug='noaug', mbstd_group=2)
     c.G_kwargs.use_noise = False
     c.loss_kwargs.pl_weight = 0
