@@ -88,9 +88,9 @@ def bench(cfg, res, batch, steps, cbase, cmax, threads, demo=False, free=False):
         os.makedirs(kwargs['run_dir'])
         times = []
         kwargs['progress_fn'] = lambda cur, total: times.append(time.perf_counter())
-        with _free_nonlinearity() if free else contextlib.nullcontext([None]) as calls:
+        with _free_nonlinearity() if free else contextlib.nullcontext() as calls:
             training_loop.training_loop(**kwargs)
-    if not calls:
+    if free and not calls:
         raise click.UsageError(f'--free-nonlinearity: the {cfg} network never calls filtered_lrelu, so there is no '
                                'bound to time (use --cfg=stylegan3-t, stylegan3-r or --demo)')
     step_times = np.diff(times) # Tick 0 (warm-up step) excluded.
