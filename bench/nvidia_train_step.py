@@ -108,7 +108,7 @@ def worker_main(argv):
 
 def demo_spec(res, threads, seed=0):
     """Network and loss settings of the demo's CPU network (fundus/demo/config.py) at `res` pixels."""
-    sys.path.insert(0, ROOT)
+    sys.path.insert(0, ROOT) # Here, not at import: the NVIDIA worker imports this file and must not see our packages.
     from fundus.demo.config import cpu_config # pylint: disable=import-outside-toplevel
     demo = cpu_config()
     G_kwargs = dict(z_dim=demo.z_dim, w_dim=demo.z_dim, c_dim=5, img_resolution=res, img_channels=3, channel_base=demo.cbase,
@@ -138,7 +138,7 @@ def run_code(root, nvidia, spec, inputs_path, tmp, tag):
         json.dump(spec, f)
     cmd = [sys.executable, os.path.abspath(__file__), '--worker', root, spec_path, inputs_path, out_path, '1' if nvidia else '0']
     if subprocess.run(cmd, check=False).returncode != 0:
-        raise RuntimeError(f'the {tag} run failed (its output is above)')
+        raise click.ClickException(f'--nvidia: the {tag} run failed (its output is above)')
     return torch.load(out_path, weights_only=True)
 
 def gradient_rows(a, b):
