@@ -28,6 +28,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench import nvidia_reference # pylint: disable=wrong-import-position
 from training import networks_stylegan2 # pylint: disable=wrong-import-position
 from training import networks_stylegan3 # pylint: disable=wrong-import-position
 from torch_utils import persistence # pylint: disable=wrong-import-position
@@ -141,10 +142,9 @@ def reference_filtered_lrelu(fn):
     return run
 
 def check_nvidia_checkout(repo, cfgs):
-    for cfg in cfgs:
-        module, _ = generator_kwargs(cfg, 256)
-        if not os.path.isfile(os.path.join(os.path.expanduser(repo), 'training', f'{module}.py')):
-            raise click.BadParameter(f'{repo} is not a checkout of NVlabs/stylegan3 (no training/{module}.py in it)', param_hint='--nvidia')
+    problem = nvidia_reference.checkout_problem(repo, [generator_kwargs(cfg, 256)[0] for cfg in cfgs])
+    if problem:
+        raise click.BadParameter(problem, param_hint='--nvidia')
 
 def nvidia_run(repo, cfg, res, batch, reps, warmup, threads, train, G):
     # NVIDIA's generator from the checkout at `repo`, in a subprocess (bench/nvidia_reference.py): its

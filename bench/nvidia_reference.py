@@ -9,6 +9,7 @@
 #     python bench/nvidia_reference.py PATH SPEC_JSON OUT_PT OUT_PKL
 
 import json
+import os
 import pickle
 import resource
 import sys
@@ -27,6 +28,13 @@ def _stand_in_for_unused_imports():
     except ImportError:
         from packaging.version import parse # pylint: disable=import-outside-toplevel
         sys.modules['pkg_resources'] = types.SimpleNamespace(parse_version=parse)
+
+def checkout_problem(repo, modules):
+    """Why `repo` is not a usable NVlabs/stylegan3 checkout for these training/ modules, or None."""
+    for module in modules:
+        if not os.path.isfile(os.path.join(os.path.expanduser(repo), 'training', f'{module}.py')):
+            return f'{repo} is not a checkout of NVlabs/stylegan3 (no training/{module}.py in it)'
+    return None
 
 def _peak_rss_gb(reset=False):
     # This process's resident high-water mark (VmHWM; Linux), as bench/networks.py reads it (this process

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__))) # bench/ only: this file also runs inside NVIDIA's tree.
-from nvidia_reference import _stand_in_for_unused_imports # pylint: disable=wrong-import-position
+from nvidia_reference import _stand_in_for_unused_imports, checkout_problem # pylint: disable=wrong-import-position
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PHASES = (('Gmain', 'G', 1), ('Dmain', 'D', 1), ('Dreg', 'D', 4)) # (phase, network, interval in steps)
@@ -179,9 +179,9 @@ def compare(nvidia_root, steps, res, threads, perturb, seed=0):
 @click.option('--perturb', help='Relative perturbation of G\'s weights for the float-noise yardstick run', type=float, default=1e-7, show_default=True)
 def main(nvidia, steps, res, threads, perturb):
     repo = os.path.expanduser(nvidia)
-    for module in ('networks_stylegan3', 'networks_stylegan2', 'loss'):
-        if not os.path.isfile(os.path.join(repo, 'training', f'{module}.py')):
-            raise click.BadParameter(f'{nvidia} is not a checkout of NVlabs/stylegan3 (no training/{module}.py in it)', param_hint='--nvidia')
+    problem = checkout_problem(nvidia, ('networks_stylegan3', 'networks_stylegan2', 'loss'))
+    if problem:
+        raise click.BadParameter(problem, param_hint='--nvidia')
     grads, probes = compare(repo, steps, res, threads, perturb)
     print('| phase | tensors | first-step gradient, largest abs(ours - NVIDIA) / max abs(NVIDIA) | in |')
     print('|---|---:|---:|---|')
