@@ -2,25 +2,19 @@
 # one that ignores it, StyleGAN2 (no style ratio, repeatable despite its noise inputs), and the command
 # line on a snapshot and on a dataset zip.
 
-import importlib.util
 import json
-import os
 
 import click.testing
 import pytest
 import torch
 
 from tests.integration.helpers import phantom_zip
+from tests.support.bench import load_bench
 from torch_utils.persistence import save_network_pkl
 from training import networks_stylegan2, networks_stylegan3
 
-BENCH = os.path.join(os.path.dirname(__file__), '..', '..', 'bench', 'collapse.py')
-
 def _load():
-    spec = importlib.util.spec_from_file_location('bench_collapse', BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench('collapse')
 
 @pytest.fixture(scope='module')
 def bench():

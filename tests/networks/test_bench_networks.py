@@ -2,19 +2,12 @@
 # option checks that run before anything is built, and the measuring loop of bench/nvidia_reference.py.
 # None of these needs an NVIDIA checkout: the subprocess itself is exercised by the benchmark only.
 
-import importlib.util
-import os
-
 import click.testing
 import pytest
 
-BENCH = os.path.join(os.path.dirname(__file__), '..', '..', 'bench')
+from tests.support.bench import load_bench
 
-def _load(name):
-    spec = importlib.util.spec_from_file_location(f'bench_{name}', os.path.join(BENCH, f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+_load = load_bench
 
 #----------------------------------------------------------------------------
 

@@ -2,19 +2,15 @@
 # their train.py's values), the CPU stand-ins for their CUDA-only calls, and the option checks that run
 # before anything is imported.
 
-import importlib.util
 import os
 
 import click.testing
 import torch
 
-BENCH = os.path.join(os.path.dirname(__file__), '..', '..', 'bench', 'nvidia_train_loop.py')
+from tests.support.bench import load_bench
 
 def _load():
-    spec = importlib.util.spec_from_file_location('bench_nvidia_train_loop', BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench('nvidia_train_loop')
 
 def _config(bench, cfg, batch=32):
     import dnnlib # Ours stands in for theirs: the config only uses EasyDict.

@@ -2,20 +2,15 @@
 # same gradients and probes; a perturbed start gives different probes), the comparison rows, and the
 # --nvidia check that runs before anything is built.
 
-import importlib.util
-import os
 
 import click.testing
 import pytest
 import torch
 
-BENCH = os.path.join(os.path.dirname(__file__), '..', '..', 'bench', 'nvidia_train_step.py')
+from tests.support.bench import load_bench
 
 def _load():
-    spec = importlib.util.spec_from_file_location('bench_nvidia_train_step', BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench('nvidia_train_step')
 
 @pytest.fixture(scope='module')
 def runs(tmp_path_factory):

@@ -1,17 +1,12 @@
 # bench/ops.py derives the stylegan3-t layer shapes from the schedule formulas; check them against the
 # facts table (stylegan3.md section 4.4, 256x256) so that the benchmark times the real layers.
 
-import importlib.util
-import os
-
 import pytest
 
+from tests.support.bench import load_bench
+
 def _load_bench():
-    path = os.path.join(os.path.dirname(__file__), '..', '..', 'bench', 'ops.py')
-    spec = importlib.util.spec_from_file_location('bench_ops', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench('ops')
 
 @pytest.mark.parametrize('idx,name,in_size,up,down,padding,taps', [
     (0, 'L0_36_512', 38, 2, 2, [9, 8, 9, 8], (12, 12)),
