@@ -13,11 +13,10 @@ Printed per snapshot and network, one value per grade:
          z still moves.
 """
 
-import io
 import json
 import os
+import pickle
 import sys
-import zipfile
 
 import click
 import numpy as np
@@ -26,6 +25,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from torch_utils.persistence import load_network_pkl # pylint: disable=wrong-import-position
+from training.dataset import ImageFolderDataset # pylint: disable=wrong-import-position
 
 #----------------------------------------------------------------------------
 
@@ -72,28 +72,32 @@ def measure_network(G, num=32, seed=123):
     return dict(std=stds, left=lefts, style=style)
 
 def read_reals(path, num):
-    from PIL import Image # pylint: disable=import-outside-toplevel
-    with zipfile.ZipFile(path) as z:
-        names = sorted(n for n in z.namelist() if n.endswith('.png'))[:num]
-        arrays = [np.array(Image.open(io.BytesIO(z.read(n))).convert('RGB')) for n in names]
-    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    dataset = ImageFolderDataset(path=path)
+    images = [dataset[i][0] for i in range(min(num, len(dataset)))]            # uint8 [C, H, W] each
+    return torch.from_numpy(np.stack(images)).float() / 127.5 - 1
 
 #----------------------------------------------------------------------------
 
 @click.command()
-@click.argument('paths', nargs=-1, required=True)
-@click.option('--threads', type=int, default=1, show_default=True, help='torch threads (training may share the machine)')
+@click.argument('paths', nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option('--threads', type=click.IntRange(min=1), default=1, show_default=True, help='torch threads (training may share the machine)')
 def main(paths, threads):
     """Collapse measures of network snapshots (.pkl) or of a dataset zip's first images."""
     torch.set_num_threads(threads)
     for path in paths:
         if path.endswith('.zip'):
-            reals = read_reals(path, 160)
+            try:
+                reals = read_reals(path, 160)
+            except (OSError, ValueError) as e:
+                raise click.ClickException(f'{path}: not a dataset zip ({e})') from None
             print(os.path.basename(path), json.dumps(dict(std=round(float(reals[:32].std(0).mean()), 3),
                                                           left=round(left_share(reals), 3))))
             continue
-        with open(path, 'rb') as f:
-            data = load_network_pkl(f)
+        try:
+            with open(path, 'rb') as f:
+                data = load_network_pkl(f)
+        except (OSError, ValueError, TypeError, EOFError, pickle.UnpicklingError) as e: # Not a network pickle: name the file, write nothing more.
+            raise click.ClickException(f'{path}: not a network snapshot ({e})') from None
         result = {key: measure_network(data[key].eval()) for key in ('G_ema', 'G') if key in data}
         print(os.path.basename(path), json.dumps(result))
 

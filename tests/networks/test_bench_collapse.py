@@ -69,3 +69,12 @@ def test_command_line_on_a_snapshot_and_a_zip(bench, tmp_path):
     assert set(snapshot) == {'G', 'G_ema'} and snapshot['G'] != snapshot['G_ema']
     reals = json.loads(lines[1].split(' ', 1)[1])
     assert 0.2 <= reals['left'] <= 0.8 and reals['std'] > 0.01
+
+def test_bad_files_are_named_without_a_traceback(bench, tmp_path):
+    for name, message in (('junk.pkl', 'not a network snapshot'), ('junk.zip', 'not a dataset zip')):
+        (tmp_path / name).write_bytes(b'junk')
+        result = click.testing.CliRunner().invoke(bench.main, [str(tmp_path / name)])
+        assert result.exit_code == 1 and name in result.output and message in result.output
+        assert 'Traceback' not in result.output
+    result = click.testing.CliRunner().invoke(bench.main, ['--threads=0', str(tmp_path / 'junk.pkl')])
+    assert result.exit_code == 2 and '--threads' in result.output

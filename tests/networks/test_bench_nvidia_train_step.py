@@ -2,7 +2,6 @@
 # same gradients and probes; a perturbed start gives different probes), the comparison rows, and the
 # --nvidia check that runs before anything is built.
 
-
 import click.testing
 import pytest
 import torch
