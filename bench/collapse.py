@@ -1,5 +1,5 @@
 """Signs of mode collapse in training snapshots: per grade, 32 latents through G_ema (and G where the
-snapshot has it). Results go to docs/model-card.md (the diagnostic runs).
+snapshot has it). Results go to docs/collapse.md (the diagnostic runs).
 
     python bench/collapse.py runs/00000-*/network-snapshot-*.pkl      # ours or NVIDIA's snapshots
     python bench/collapse.py phantoms-4000-32.zip                     # the same measures on the reals

@@ -1,6 +1,6 @@
 """NVIDIA's whole training loop on the CPU, as an oracle for ours: their `training_loop.training_loop`,
 networks, loss and data pipeline, from a local NVlabs/stylegan3 checkout, with the options of one of our
-train.py runs. Results go to docs/model-card.md ("Our whole training loop against NVIDIA's").
+train.py runs. Results go to docs/collapse.md ("Our whole training loop against NVIDIA's").
 
     python bench/nvidia_train_loop.py --nvidia=~/src/stylegan3 --data=phantoms-4000-32.zip --outdir=nv-run \\
         --cfg=stylegan2 --batch=32 --gamma=0.05 --cbase=2048 --cmax=32 --map-depth=2 --zdim=128 --kimg=64

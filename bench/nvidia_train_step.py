@@ -1,6 +1,6 @@
 """Our training step against NVIDIA's, on the demo's network: the same weights, latents, labels and real
 images go through each code's loss and networks (Gmain, Dmain and the lazy R1 phase Dreg), then the
-same Adam updates, for --steps steps. Results go to docs/model-card.md ("Is the collapse a bug?").
+same Adam updates, for --steps steps. Results go to docs/collapse.md ("Is the collapse a bug?").
 
     python bench/nvidia_train_step.py --nvidia=~/src/stylegan3            # a local NVlabs/stylegan3 checkout
     python bench/nvidia_train_step.py --nvidia=~/src/stylegan3 --steps=24 --res=32
