@@ -3,6 +3,7 @@
     python bench/train.py --cfg=stylegan2 --res=32 --batch=8 --steps=6
     python bench/train.py --demo --steps=32           # the demo's network (make demo, stage 2)
     python bench/train.py --demo --steps=32 --free-nonlinearity   # its bound: filtered_lrelu costing nothing
+    python bench/train.py --demo --steps=32 --no-cpu-plugin       # without the compiled CPU kernel
 
 The mean over the timed steps includes the lazy R1 steps (every 16th D step); the median leaves them out.
 """
@@ -21,7 +22,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from fundus.data import build # pylint: disable=wrong-import-position
 from fundus.demo.config import cpu_config # pylint: disable=wrong-import-position
-from torch_utils.ops import filtered_lrelu # pylint: disable=wrong-import-position
+from torch_utils.ops import cpu_kernels, filtered_lrelu # pylint: disable=wrong-import-position
 from training import config, training_loop # pylint: disable=wrong-import-position
 
 #----------------------------------------------------------------------------
@@ -76,9 +77,19 @@ def _free_nonlinearity():
 
 #----------------------------------------------------------------------------
 
-def bench(cfg, res, batch, steps, cbase, cmax, threads, demo=False, free=False):
+@contextlib.contextmanager
+def _without_cpu_plugin():
+    previous = cpu_kernels.set_plugin_loader(lambda: None)
+    try:
+        yield
+    finally:
+        cpu_kernels.set_plugin_loader(previous)
+
+def bench(cfg, res, batch, steps, cbase, cmax, threads, demo=False, free=False, plugin=True):
     """(median, mean) seconds per kimg over `steps` timed training steps after one warm-up step."""
     torch.set_num_threads(threads)
+    if plugin:
+        cpu_kernels.load_cpu_plugin() # Built (once per machine) before anything is timed.
     with tempfile.TemporaryDirectory() as tmp:
         data = build.build_dataset('phantom:32', os.path.join(tmp, 'data.zip'), resolution=(res, res), progress=False).dest
         c = _config(cfg, data, res, batch, cbase, cmax, demo)
@@ -88,7 +99,8 @@ def bench(cfg, res, batch, steps, cbase, cmax, threads, demo=False, free=False):
         os.makedirs(kwargs['run_dir'])
         times = []
         kwargs['progress_fn'] = lambda cur, total: times.append(time.perf_counter())
-        with _free_nonlinearity() if free else contextlib.nullcontext() as calls:
+        with _free_nonlinearity() if free else contextlib.nullcontext() as calls, \
+             contextlib.nullcontext() if plugin else _without_cpu_plugin():
             training_loop.training_loop(**kwargs)
     if free and not calls:
         raise click.UsageError(f'--free-nonlinearity: the {cfg} network never calls filtered_lrelu, so there is no '
@@ -110,12 +122,14 @@ def bench(cfg, res, batch, steps, cbase, cmax, threads, demo=False, free=False):
 @click.option('--free-nonlinearity', 'free', is_flag=True, help='A bound, not a real network: every filtered_lrelu '
               '(stylegan3-*) becomes a crop/pad of x + b to its output size, so the step time is what it would be '
               'if the filtered nonlinearity cost nothing')
-def main(cfg, res, batch, steps, cbase, cmax, threads, demo, free):
+@click.option('--no-cpu-plugin', 'no_plugin', is_flag=True, help='Run filtered_lrelu on its PyTorch CPU path (blocked '
+              'passes) instead of the compiled CPU plugin, for comparison')
+def main(cfg, res, batch, steps, cbase, cmax, threads, demo, free, no_plugin):
     """Seconds per kimg of complete training steps (all phases, EMA, ADA) on the CPU: median and mean."""
     if demo:
         cfg, res, batch, cbase, cmax = 'stylegan3-t (demo)', DEMO.resolution, DEMO.batch, DEMO.cbase, DEMO.cmax
-    median, mean = bench(cfg, res, batch, steps, cbase, cmax, threads, demo, free)
-    bound = ', filtered_lrelu free (a bound)' if free else ''
+    median, mean = bench(cfg, res, batch, steps, cbase, cmax, threads, demo, free, plugin=not no_plugin)
+    bound = ', filtered_lrelu free (a bound)' if free else (', no CPU plugin' if no_plugin else '')
     print(f'{cfg} res={res} batch={batch} cbase={cbase} cmax={cmax} threads={threads}{bound}: '
           f'{median:.1f} s/kimg median, {mean:.1f} s/kimg mean of {steps} steps')
 

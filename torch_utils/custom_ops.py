@@ -1,8 +1,8 @@
-# One lazy JIT build helper for the CUDA kernels (torch.utils.cpp_extension + ninja).
+# One lazy JIT build helper for the CUDA kernels and the CPU kernel (torch.utils.cpp_extension + ninja).
 #
 # Nothing here runs at import. `get_plugin()` builds on first use, in a directory keyed by an MD5 of every
-# source and header (plus the GPU name and target archs), so an edited kernel is rebuilt and an unchanged
-# one is loaded from the cache. `load_plugin()` is the policy the ops use: a failed build warns once and
+# source and header (plus the GPU name and target archs, or for a CPU plugin the instruction set it is
+# compiled for), so an edited kernel is rebuilt and an unchanged one is loaded from the cache. `load_plugin()` is the policy the ops use: a failed build warns once and
 # returns None (the caller then uses the reference implementation); with FUNDUS_CUDA_STRICT=1 it raises.
 
 import glob
@@ -10,6 +10,7 @@ import hashlib
 import os
 import re
 import shutil
+import sys
 import tempfile
 import uuid
 import warnings
@@ -49,7 +50,7 @@ def source_digest(paths):
 
 #----------------------------------------------------------------------------
 
-def get_plugin(module_name, sources, headers=None, source_dir=None, verbose=None, **build_kwargs):
+def get_plugin(module_name, sources, headers=None, source_dir=None, verbose=None, cpu_tag=None, **build_kwargs):
     """Build (or load from the cache) the extension `module_name` and return it. Raises on failure.
 
     Args:
@@ -58,6 +59,8 @@ def get_plugin(module_name, sources, headers=None, source_dir=None, verbose=None
         headers:      Header files that the sources include; part of the cache key.
         source_dir:   Folder of the sources.
         verbose:      Print compiler output; default from $FUNDUS_CUDA_VERBOSE.
+        cpu_tag:      None for a CUDA plugin; for a CPU-only one, a name for the instruction set its flags
+                      target (part of the cache key; no CUDA toolkit needed).
         build_kwargs: Passed to torch.utils.cpp_extension.load (extra_cuda_cflags, ...).
     """
     if module_name in _plugins:
@@ -66,24 +69,26 @@ def get_plugin(module_name, sources, headers=None, source_dir=None, verbose=None
             raise cached
         return cached
     try:
-        module = _build(module_name, sources, headers or [], source_dir, verbose, build_kwargs)
+        module = _build(module_name, sources, headers or [], source_dir, verbose, cpu_tag, build_kwargs)
     except BaseException as e:
         _plugins[module_name] = e
         raise
     _plugins[module_name] = module
     return module
 
-def load_plugin(module_name, sources, headers=None, source_dir=None, **build_kwargs):
+def load_plugin(module_name, sources, headers=None, source_dir=None, cpu_tag=None, **build_kwargs):
     """The ops' policy: the plugin, or None after one warning if it cannot be built (strict mode raises)."""
     already_failed = isinstance(_plugins.get(module_name), BaseException)
+    kind = 'CUDA' if cpu_tag is None else 'CPU'
     try:
-        return get_plugin(module_name, sources, headers, source_dir, **build_kwargs)
+        return get_plugin(module_name, sources, headers, source_dir, cpu_tag=cpu_tag, **build_kwargs)
     except Exception as e:
         if strict_mode():
-            raise RuntimeError(f'Building the CUDA plugin {module_name!r} failed and {STRICT_ENV}=1 forbids the fallback: {e}') from e
+            raise RuntimeError(f'Building the {kind} plugin {module_name!r} failed and {STRICT_ENV}=1 forbids the fallback: {e}') from e
         if not already_failed:
-            warnings.warn(f'Could not build the CUDA plugin {module_name!r} ({type(e).__name__}: {_first_line(e)}); '
-                          f'using the reference implementation instead. Set {STRICT_ENV}=1 to make this an error, '
+            fallback = 'the reference implementation' if cpu_tag is None else 'the PyTorch CPU path'
+            warnings.warn(f'Could not build the {kind} plugin {module_name!r} ({type(e).__name__}: {_first_line(e)}); '
+                          f'using {fallback} instead. Set {STRICT_ENV}=1 to make this an error, '
                           f'{VERBOSE_ENV}=1 to see the compiler output.', RuntimeWarning, stacklevel=3)
         return None
 
@@ -93,7 +98,7 @@ def _first_line(e):
 
 #----------------------------------------------------------------------------
 
-def _build(module_name, sources, headers, source_dir, verbose, build_kwargs):
+def _build(module_name, sources, headers, source_dir, verbose, cpu_tag, build_kwargs):
     from torch.utils import cpp_extension # Imported lazily: it is slow and not needed on the CPU path.
 
     if verbose is None:
@@ -104,13 +109,13 @@ def _build(module_name, sources, headers, source_dir, verbose, build_kwargs):
     for path in list(sources) + list(headers):
         if not os.path.isfile(path):
             raise FileNotFoundError(f'{module_name}: missing source {path}')
-    if cpp_extension.CUDA_HOME is None:
+    if cpu_tag is None and cpp_extension.CUDA_HOME is None:
         raise RuntimeError('no CUDA toolkit found (set CUDA_HOME to the folder that contains bin/nvcc)')
 
     # Copy the sources into a build directory named by their digest; the rename makes it atomic so
     # concurrent processes (one per GPU) never see a half-copied folder.
     digest = source_digest(list(sources) + list(headers))
-    build_dir = os.path.join(extensions_root(), module_name, f'{digest}-{_device_tag()}')
+    build_dir = os.path.join(extensions_root(), module_name, f'{digest}-{cpu_tag or _device_tag()}')
     if not os.path.isdir(build_dir):
         os.makedirs(os.path.dirname(build_dir), exist_ok=True)
         tmp_dir = tempfile.mkdtemp(dir=os.path.dirname(build_dir), prefix=f'.tmp-{uuid.uuid4().hex}-')
@@ -121,6 +126,10 @@ def _build(module_name, sources, headers, source_dir, verbose, build_kwargs):
         except OSError:
             shutil.rmtree(tmp_dir, ignore_errors=True) # Another process won the race; use its copy.
     cached_sources = [os.path.join(build_dir, os.path.basename(s)) for s in sources]
+    if cpu_tag is not None and not glob.glob(os.path.join(build_dir, f'{module_name}*.so')):
+        # The first use on a machine waits for the compiler (CUDA builds are announced by their callers).
+        print(f'Building the CPU plugin {module_name} in {build_dir} (once per machine and source version)...',
+              file=sys.stderr, flush=True)
 
     return cpp_extension.load(name=module_name, sources=cached_sources, build_directory=build_dir,
                               verbose=verbose, **build_kwargs)

@@ -1,8 +1,9 @@
 # CPU training path of filtered_lrelu (docs/ops.md, "CPU training"): the sign-tensor autograd Function
-# with the blocked CPU kernel, which filtered_lrelu() takes on CPU tensors that need a gradient. Its
-# forward and gradients must equal native autograd through the reference path (the specification), it
-# must keep only the 2-bit signs, and its sign tensors must be interchangeable with the reference
-# kernel's.
+# with the CPU kernel, which filtered_lrelu() takes on CPU tensors that need a gradient. The kernel runs
+# the compiled CPU plugin (separable filters) or, without it and for 2-D filters, the blocked passes;
+# tests that take a `backend` run with each. Its forward and gradients must equal native autograd
+# through the reference path (the specification), it must keep only the 2-bit signs, and its sign
+# tensors must be interchangeable with the reference kernel's.
 
 import numpy as np
 import pytest
@@ -10,7 +11,8 @@ import torch
 
 from bench.zero_insertion import filtered_lrelu_zero_insertion
 from tests.support.autograd import saved_bytes
-from torch_utils.ops import filtered_lrelu, upfirdn2d
+from tests.support.cpu_plugin import backend # pylint: disable=unused-import (a fixture)
+from torch_utils.ops import cpu_kernels, filtered_lrelu, upfirdn2d
 
 #----------------------------------------------------------------------------
 
@@ -52,11 +54,30 @@ def _count_calls(monkeypatch, name):
 def _grads(y, inputs, g):
     return torch.autograd.grad(y, inputs, g, retain_graph=True)
 
+def _count_plugin_calls(monkeypatch):
+    # Calls that the CPU plugin handled (return code 0); stays empty while the plugin is switched off.
+    calls, plugin = [], cpu_kernels.load_cpu_plugin()
+    if plugin is None:
+        return calls
+    class Spy:
+        @staticmethod
+        def filtered_lrelu(*args):
+            out = plugin.filtered_lrelu(*args)
+            if out[2] >= 0:
+                calls.append(1)
+            return out
+    monkeypatch.setitem(cpu_kernels._hooks, 'plugin_loader', lambda: Spy)
+    return calls
+
+def _separable(case):
+    return not isinstance(CASES[case][3], tuple) and not isinstance(CASES[case][4], tuple)
+
 #----------------------------------------------------------------------------
 
 @pytest.mark.parametrize('case', range(len(CASES)))
-def test_cpu_training_path_equals_reference_autograd_fp64(case, monkeypatch):
+def test_cpu_training_path_equals_reference_autograd_fp64(case, backend, monkeypatch):
     x, fu, fd, b, kw = _inputs(case)
+    plugin = _count_plugin_calls(monkeypatch)
     blocked = _count_calls(monkeypatch, '_blocked_run')
     fallback = _count_calls(monkeypatch, '_filtered_lrelu_kernel')
     y = filtered_lrelu.filtered_lrelu(x, fu, fd, b, **kw)
@@ -67,7 +88,10 @@ def test_cpu_training_path_equals_reference_autograd_fp64(case, monkeypatch):
     g = torch.randn_like(y_ref)
     for a, r in zip(_grads(y, [x, b], g), _grads(y_ref, [x, b], g)):
         assert (a - r).abs().max().item() <= 1e-12 * max(1.0, r.abs().max().item()) # Measured <= 6e-16 relative.
-    assert len(blocked) == 2 and not fallback # Forward and backward both blocked.
+    if backend == 'plugin' and _separable(case):
+        assert len(plugin) == 2 and not blocked and not fallback # Forward and backward both compiled.
+    else:
+        assert len(blocked) == 2 and not fallback and not plugin # Forward and backward both blocked.
 
 @pytest.mark.parametrize('case', [6, 7, 8])
 @pytest.mark.parametrize('block_planes', [1, 4, 6]) # Of 6 planes: one per block, a partial last block, one block.
@@ -83,7 +107,7 @@ def test_blocked_inference_with_2d_filters_matches_zero_insertion_definition(cas
     assert (y - y_ref).abs().max().item() <= 1e-12 * max(1.0, y_ref.abs().max().item())
 
 @pytest.mark.parametrize('case', [0, 1, 2, 3, 4, 6, 8])
-def test_cpu_training_path_gradcheck_and_gradgradcheck(case):
+def test_cpu_training_path_gradcheck_and_gradgradcheck(case, backend):
     up, down, padding, ku, kd, _, gain, slope, clamp, flip = CASES[case]
     x, fu, fd, b, kw = _inputs(case, planes=(1, 2))
     n = 1 # The smallest input with at least 3 x 3 outputs: fast mode then costs about 0.1 s per check.
@@ -95,7 +119,7 @@ def test_cpu_training_path_gradcheck_and_gradgradcheck(case):
     assert torch.autograd.gradcheck(fn, [x, b], fast_mode=True)
     assert torch.autograd.gradgradcheck(fn, [x, b], fast_mode=True)
 
-def test_cpu_training_path_fp32_agreement_at_a_stylegan3_layer():
+def test_cpu_training_path_fp32_agreement_at_a_stylegan3_layer(backend):
     # stylegan3-t 256 L10 geometry (150 -> 300 -> 148) at 8 channels, the network's filters and clamp.
     fu = upfirdn2d.setup_filter(np.hanning(14)[1:-1], separable=True)
     fd = fu.clone()
@@ -107,8 +131,9 @@ def test_cpu_training_path_fp32_agreement_at_a_stylegan3_layer():
     y_ref = _reference(x, fu, fd, b, kw)
     g = torch.randn(y.shape, generator=gen)
     (dx, db), (rx, rb) = _grads(y, [x, b], g), _grads(y_ref, [x, b], g)
-    # Measured: forward equal (0.0, outputs up to 4.6); dx 1.8e-7 (up to 1.13); db 3.1e-5 (sums over
-    # 22500 positions, up to 233). Against fp64 the db error is 2.5e-5 for ours, 8.0e-6 for the reference.
+    # Measured, blocked passes: forward equal (0.0, outputs up to 4.6); dx 1.8e-7 (up to 1.13); db 3.1e-5
+    # (sums over 22500 positions, up to 233); against fp64 the db error is 2.5e-5 for ours, 8.0e-6 for the
+    # reference. The plugin (AVX2 + FMA build, 2026-12-07) measured the same four figures.
     assert (y - y_ref).abs().max().item() <= 1e-5
     assert (dx - rx).abs().max().item() <= 2e-6
     assert (db - rb).abs().max().item() <= 5e-4
@@ -125,7 +150,7 @@ def _kernel_args(case, write_signs):
             kw['gain'], kw['slope'], clamp, kw['flip_filter'], write_signs)
 
 @pytest.mark.parametrize('case', range(len(CASES)))
-def test_cpu_kernel_writes_the_reference_kernels_sign_tensor(case):
+def test_cpu_kernel_writes_the_reference_kernels_sign_tensor(case, backend):
     args = _kernel_args(case, True)
     y, so, rc = filtered_lrelu.cpu_kernel.filtered_lrelu(*args)
     y_ref, so_ref, _ = filtered_lrelu.ref_kernel.filtered_lrelu(*args)
@@ -135,7 +160,8 @@ def test_cpu_kernel_writes_the_reference_kernels_sign_tensor(case):
     if case == 4:
         assert (filtered_lrelu.unpack_signs(so) >= 2).any() # This case exercises the clamp codes.
 
-def test_cpu_kernel_without_signs_is_the_blocked_inference_path():
+@pytest.mark.parametrize('backend', ['blocked'], indirect=True)
+def test_cpu_kernel_without_signs_is_the_blocked_inference_path(backend):
     args = _kernel_args(1, False)
     y, so, rc = filtered_lrelu.cpu_kernel.filtered_lrelu(*args)
     x, fu, fd, b = args[:4]
@@ -143,7 +169,7 @@ def test_cpu_kernel_without_signs_is_the_blocked_inference_path():
     assert rc == 0 and so.numel() == 0 and torch.equal(y, y_inf)
 
 @pytest.mark.parametrize('sx,sy', [(0, 0), (-3, 2), (5, -7), (-40, 0)])
-def test_cpu_kernel_reads_signs_at_an_offset_like_the_reference_kernel(sx, sy):
+def test_cpu_kernel_reads_signs_at_an_offset_like_the_reference_kernel(sx, sy, backend):
     # Read mode, as the backward pass calls it: signs written by either kernel, read by either, at an
     # offset (zero derivative outside the stored tensor).
     args = _kernel_args(4, True)
@@ -166,7 +192,7 @@ def test_pack_and_unpack_codes_match_pack_signs_for_every_byte():
 #----------------------------------------------------------------------------
 # What is kept for the backward pass, and when the path is taken.
 
-def test_cpu_training_path_saves_only_the_sign_tensor():
+def test_cpu_training_path_saves_only_the_sign_tensor(backend):
     x, fu, fd, b, kw = _inputs(0, dtype=torch.float32)
     kw['clamp'] = 256.0 # As in the networks (conv_clamp).
     mid = x.shape[0] * x.shape[1] * (x.shape[2] * 2 + 17 - 11) * (x.shape[3] * 2 + 17 - 11) # Intermediate elements.
@@ -190,7 +216,8 @@ def test_reference_and_filter_gradients_keep_native_autograd():
         y = filtered_lrelu.filtered_lrelu(x, fu, fd, b, **kw)
     assert y.grad_fn is None
 
-def test_cpu_training_path_reruns_non_finite_blocks_with_the_reference_kernel(monkeypatch):
+@pytest.mark.parametrize('backend', ['blocked'], indirect=True)
+def test_cpu_training_path_reruns_non_finite_blocks_with_the_reference_kernel(backend, monkeypatch):
     # A NaN: the blocked pass gives up, the reference kernel reruns; NaNs stay in their plane.
     fallback = _count_calls(monkeypatch, '_filtered_lrelu_kernel')
     x, fu, fd, b, kw = _inputs(0)
@@ -207,7 +234,8 @@ def test_cpu_training_path_reruns_non_finite_blocks_with_the_reference_kernel(mo
 
 @pytest.mark.parametrize('case', range(len(CASES)))
 @pytest.mark.parametrize('block_planes', [1, 4, 6]) # Of 6 planes: one per block, a partial last block, one block.
-def test_blocked_passes_never_read_unwritten_buffer_memory(case, block_planes, monkeypatch):
+@pytest.mark.parametrize('backend', ['blocked'], indirect=True)
+def test_blocked_passes_never_read_unwritten_buffer_memory(case, block_planes, backend, monkeypatch):
     # The blocked passes allocate their buffers uninitialised and zero only what is read before it is
     # written (padding, the tails read past the last plane). With every fresh buffer full of NaN, the
     # forward and the backward still equal the reference: nothing unwritten reaches an output.

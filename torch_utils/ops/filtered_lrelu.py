@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import cpu_kernels
 from . import upfirdn2d as _upfirdn2d
 
 #----------------------------------------------------------------------------
@@ -61,6 +62,10 @@ def filtered_lrelu(x, fu=None, fd=None, b=None, up=1, down=1, padding=0, gain=np
     if impl == 'cuda' and _cpu_training(x, fu, fd, b):
         fn = _filtered_lrelu_function(up, down, px0, px1, py0, py1, gain, slope, clamp, bool(flip_filter), cpu_kernel)
         return fn.apply(x, _kernel_filter(fu, x), _kernel_filter(fd, x), b, None, 0, 0)
+    if impl == 'cuda' and _cpu_inference(x, fu, fd, b):
+        y = _cpu_plugin_forward(x, fu, fd, b, up, down, px0, px1, py0, py1, gain, slope, clamp, bool(flip_filter))
+        if y is not None:
+            return y
     return _filtered_lrelu_ref(x, fu, fd, b, up, down, px0, px1, py0, py1, gain, slope, clamp, bool(flip_filter))
 
 def _cpu_training(x, fu, fd, b):
@@ -68,6 +73,21 @@ def _cpu_training(x, fu, fd, b):
     # the blocked CPU kernel (docs/ops.md, "CPU training").
     return (x.device.type == 'cpu' and torch.is_grad_enabled() and (x.requires_grad or (b is not None and b.requires_grad))
             and not any(f is not None and f.requires_grad for f in (fu, fd)))
+
+def _cpu_inference(x, fu, fd, b):
+    # A CPU call that needs no gradient at all: the compiled CPU plugin where it applies.
+    needs_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, fu, fd, b))
+    return x.device.type == 'cpu' and not needs_grad
+
+def _cpu_plugin_forward(x, fu, fd, b, up, down, px0, px1, py0, py1, gain, slope, clamp, flip):
+    # y from the CPU plugin (no sign tensor), or None where it is not built or does not handle the call.
+    plugin = cpu_kernels.load_cpu_plugin() if fu is not None and fu.ndim == 1 and fd is not None and fd.ndim == 1 else None
+    if plugin is None:
+        return None
+    bb = b if b is not None else x.new_empty([0])
+    y, _, rc = plugin.filtered_lrelu(x, fu, fd, bb, torch.empty([0], dtype=torch.uint8), up, down, px0, px1, py0, py1,
+                                     0, 0, gain, slope, clamp, flip, False)
+    return y if rc >= 0 else None
 
 #----------------------------------------------------------------------------
 
@@ -529,6 +549,17 @@ def _sign_reader(si, sx, sy, plan, slope, dtype):
     return act
 
 def _filtered_lrelu_cpu_kernel(x, fu, fd, b, si, up, down, px0, px1, py0, py1, sx, sy, gain, slope, clamp, flip_filter, write_signs):
+    # The compiled CPU plugin (filtered_lrelu_cpu.cpp: separable filters) where it builds, else the
+    # blocked passes, else the reference kernel.
+    args = (x, fu, fd, b, si, up, down, px0, px1, py0, py1, sx, sy, gain, slope, clamp, flip_filter, write_signs)
+    plugin = cpu_kernels.load_cpu_plugin()
+    if plugin is not None:
+        y, so, rc = plugin.filtered_lrelu(*args)
+        if rc >= 0:
+            return y, so, rc
+    return _filtered_lrelu_blocked_kernel(*args)
+
+def _filtered_lrelu_blocked_kernel(x, fu, fd, b, si, up, down, px0, px1, py0, py1, sx, sy, gain, slope, clamp, flip_filter, write_signs):
     read = si.numel() > 0
     if _blocked_supported(x, fu, fd, up, down) and (read or gain > 0) and sys.byteorder == 'little':
         plan = _blocked_plan(x, fu, fd, up, down, px0, px1, py0, py1, gain, flip_filter)
@@ -545,7 +576,8 @@ def _filtered_lrelu_cpu_kernel(x, fu, fd, b, si, up, down, px0, px1, py0, py1, s
     return _filtered_lrelu_kernel(x, fu, fd, b, si, up, down, px0, px1, py0, py1, sx, sy, gain, slope, clamp, flip_filter, write_signs)
 
 class CpuKernel(RefKernel):
-    """The reference kernel with the blocked fused entry point: what CPU training runs."""
+    """The reference kernel with the CPU fused entry point (the compiled plugin, else the blocked passes):
+    what CPU training runs."""
     filtered_lrelu = staticmethod(_filtered_lrelu_cpu_kernel)
 
 cpu_kernel = CpuKernel()

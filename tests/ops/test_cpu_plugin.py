@@ -1,0 +1,175 @@
+# The compiled CPU plugin (torch_utils/ops/cpu_kernels.py, filtered_lrelu_cpu.cpp): what it handles and
+# what it hands back, inference through it, threads, and the build policy (lazy, cached per instruction
+# set, a failed build warns once and the PyTorch CPU path takes over). Its agreement with the reference
+# in training (forward, gradients, gradcheck, sign tensors) is tested with both backends in
+# test_filtered_lrelu_cpu_training.py.
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from bench.zero_insertion import filtered_lrelu_zero_insertion
+from tests.support.cpu_plugin import built_cpu_plugin
+from torch_utils import custom_ops
+from torch_utils.ops import cpu_kernels, filtered_lrelu
+
+#----------------------------------------------------------------------------
+
+def _args(x, fu, fd, b=None, si=None, up=2, down=2, padding=(9, 8, 9, 8), sx=0, sy=0, gain=np.sqrt(2), slope=0.2, clamp=-1.0,
+          flip=False, write=True):
+    b = torch.empty([0], dtype=x.dtype) if b is None else b
+    si = torch.empty([0], dtype=torch.uint8) if si is None else si
+    return (x, fu, fd, b, si, up, down, *padding, sx, sy, float(gain), slope, clamp, flip, write)
+
+def _filters(ku=12, kd=12, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    fu, fd = torch.rand([ku], generator=gen) + 0.1, torch.rand([kd], generator=gen) + 0.1
+    return fu / fu.sum(), fd / fd.sum()
+
+@pytest.mark.parametrize('what', ['2-D fu', '2-D fd', 'gain 0', 'float16'])
+def test_plugin_declines_what_it_does_not_handle(what):
+    plugin = built_cpu_plugin()
+    fu, fd = _filters()
+    x = torch.randn([1, 2, 10, 10])
+    kw = dict(gain=0.0) if what == 'gain 0' else {}
+    if what == '2-D fu':
+        fu = fu[:, None] * fu[None, :]
+    if what == '2-D fd':
+        fd = fd[:, None] * fd[None, :]
+    if what == 'float16':
+        x = x.half()
+    y, so, rc = plugin.filtered_lrelu(*_args(x, fu, fd, **kw))
+    assert rc == -1 and y is None and so.numel() == 0
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+def test_plugin_inference_matches_the_reference(dtype):
+    # No gradient anywhere: filtered_lrelu(impl='cuda') on CPU tensors takes the plugin.
+    built_cpu_plugin()
+    fu, fd = _filters(24, 12)
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn([2, 5, 21, 26], generator=gen, dtype=dtype) * 2
+    b = torch.randn([5], generator=gen, dtype=dtype)
+    kw = dict(up=4, down=2, padding=[-6, -9, -5, -10], gain=1.3, slope=0.1, clamp=1.5, flip_filter=True)
+    with torch.no_grad():
+        y = filtered_lrelu.filtered_lrelu(x, fu, fd, b, **kw)
+        y_ref = filtered_lrelu.filtered_lrelu(x, fu, fd, b, impl='ref', **kw)
+    tol = 1e-12 if dtype == torch.float64 else 1e-6
+    assert y.shape == y_ref.shape and y.dtype == dtype
+    assert (y - y_ref).abs().max().item() <= tol * y_ref.abs().max().item()
+    with torch.no_grad():
+        y_unclamped = filtered_lrelu.filtered_lrelu(x, fu, fd, b, impl='ref', **dict(kw, clamp=None))
+    assert (y_unclamped - y_ref).abs().max().item() > 0.1 # The clamp is exercised.
+
+def test_plugin_inference_is_taken_and_declined_where_it_should_be(monkeypatch):
+    plugin = built_cpu_plugin()
+    calls = []
+    class Spy:
+        @staticmethod
+        def filtered_lrelu(*args):
+            out = plugin.filtered_lrelu(*args)
+            calls.append(out[2])
+            return out
+    monkeypatch.setitem(cpu_kernels._hooks, 'plugin_loader', lambda: Spy)
+    fu, fd = _filters()
+    x = torch.randn([1, 2, 10, 10])
+    with torch.no_grad():
+        filtered_lrelu.filtered_lrelu(x, fu, fd, up=2, down=2, padding=[9, 8, 9, 8])
+        filtered_lrelu.filtered_lrelu(x, fu, fd, up=2, down=2, padding=[9, 8, 9, 8], impl='ref') # The specification.
+        filtered_lrelu.filtered_lrelu(x, fu[:, None] * fu[None, :], fd, up=2, down=2, padding=[9, 8, 9, 8]) # 2-D: blocked.
+    assert calls == [0]
+
+def test_plugin_keeps_non_finite_values_where_the_definition_puts_them():
+    # The plugin sums only real taps (no zero-inserted samples, no margins), so a NaN spreads exactly as
+    # in the zero-insertion definition and an inf is clamped like any large value. (The reference's
+    # banded matrices multiply them by zero taps: wider NaN regions, and NaN where an inf was.)
+    built_cpu_plugin()
+    fu, fd = _filters()
+    x = torch.randn([2, 3, 20, 20], dtype=torch.float64)
+    x[1, 1, 10, 10] = float('nan')
+    x[0, 2, 0, 0] = float('inf')
+    with torch.no_grad():
+        y = filtered_lrelu.filtered_lrelu(x, fu, fd, up=2, down=2, padding=[9, 8, 9, 8], clamp=4.0)
+    y_def = filtered_lrelu_zero_insertion(x, fu, fd, None, 2, 2, [9, 8, 9, 8], np.sqrt(2), 0.2, 4.0)
+    nan = torch.isnan(y_def)
+    assert torch.equal(torch.isnan(y), nan) and nan[1, 1].any() and nan.sum() == nan[1, 1].sum()
+    assert (y[~nan] - y_def[~nan]).abs().max().item() <= 1e-12 * y_def[~nan].abs().max().item()
+
+def test_plugin_results_do_not_depend_on_the_thread_count():
+    # Each plane is one thread's work, start to end: the same sums in the same order.
+    plugin = built_cpu_plugin()
+    fu, fd = _filters()
+    x = torch.randn([3, 7, 18, 19])
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        y1, so1, _ = plugin.filtered_lrelu(*_args(x, fu, fd, clamp=0.5))
+        torch.set_num_threads(2)
+        y2, so2, _ = plugin.filtered_lrelu(*_args(x, fu, fd, clamp=0.5))
+    finally:
+        torch.set_num_threads(previous)
+    assert torch.equal(y1, y2) and torch.equal(so1, so2)
+
+def test_plugin_rejects_a_sign_tensor_of_another_shape():
+    plugin = built_cpu_plugin()
+    fu, fd = _filters()
+    x = torch.randn([2, 3, 10, 10])
+    with pytest.raises(RuntimeError, match='si must be uint8'):
+        plugin.filtered_lrelu(*_args(x, fu, fd, si=torch.zeros([1, 3, 10, 4], dtype=torch.uint8), write=False))
+
+#----------------------------------------------------------------------------
+# Build policy.
+
+def test_isa_flags_follow_the_cpu(tmp_path, monkeypatch):
+    info = tmp_path / 'cpuinfo'
+    info.write_text('processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma bmi2\n')
+    monkeypatch.setattr(cpu_kernels.platform, 'machine', lambda: 'x86_64')
+    assert cpu_kernels.isa_flags(str(info)) == ('x86_64-avx2', ['-mavx2', '-mfma'])
+    info.write_text('processor\t: 0\nflags\t\t: fpu sse2 avx\n')
+    assert cpu_kernels.isa_flags(str(info)) == ('x86_64', [])
+    monkeypatch.setattr(cpu_kernels.platform, 'machine', lambda: 'aarch64')
+    assert cpu_kernels.isa_flags(str(tmp_path / 'missing')) == ('aarch64', [])
+
+def test_build_is_keyed_by_the_instruction_set_and_needs_no_cuda(tmp_path, monkeypatch):
+    from torch.utils import cpp_extension
+    seen = []
+    monkeypatch.setattr(cpp_extension, 'load', lambda **kw: seen.append(kw) or 'module')
+    monkeypatch.setattr(cpp_extension, 'CUDA_HOME', None)
+    monkeypatch.setenv('TORCH_EXTENSIONS_DIR', str(tmp_path))
+    monkeypatch.setattr(cpu_kernels, '_loaded', {})
+    monkeypatch.setattr(cpu_kernels, 'isa_flags', lambda: ('x86_64-avx2', ['-mavx2', '-mfma']))
+    assert cpu_kernels.load_cpu_plugin() == 'module'
+    assert cpu_kernels.load_cpu_plugin() == 'module' and len(seen) == 1 # One build attempt per process.
+    kw = seen[0]
+    assert kw['name'] == 'fundus_cpu_ops' and kw['build_directory'].endswith('-x86_64-avx2')
+    assert '-mavx2' in kw['extra_cflags'] and '-fopenmp' in kw['extra_cflags'] and kw['extra_ldflags'] == ['-fopenmp']
+
+def test_failed_build_warns_once_and_training_takes_the_blocked_path(monkeypatch):
+    from torch.utils import cpp_extension
+    def fail(**kw):
+        raise RuntimeError('simulated compiler failure')
+    monkeypatch.setattr(cpp_extension, 'load', fail)
+    monkeypatch.setattr(cpu_kernels, '_loaded', {})
+    monkeypatch.delenv(custom_ops.STRICT_ENV, raising=False)
+    fu, fd = _filters()
+    x = torch.randn([1, 2, 12, 12], dtype=torch.float64, requires_grad=True)
+    kw = dict(up=2, down=2, padding=[9, 8, 9, 8])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        y = filtered_lrelu.filtered_lrelu(x, fu, fd, **kw)
+        y.sum().backward()
+        filtered_lrelu.filtered_lrelu(x.detach(), fu, fd, **kw)
+    messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert len(messages) == 1 and 'CPU plugin' in messages[0] and 'simulated compiler failure' in messages[0]
+    y_ref = filtered_lrelu.filtered_lrelu(x, fu, fd, impl='ref', **kw)
+    dx_ref, = torch.autograd.grad(y_ref.sum(), x)
+    assert (y - y_ref).abs().max().item() <= 1e-12 and (x.grad - dx_ref).abs().max().item() <= 1e-12
+
+def test_failed_build_raises_in_strict_mode(monkeypatch):
+    from torch.utils import cpp_extension
+    monkeypatch.setattr(cpp_extension, 'load', lambda **kw: (_ for _ in ()).throw(RuntimeError('no compiler')))
+    monkeypatch.setattr(cpu_kernels, '_loaded', {})
+    monkeypatch.setenv(custom_ops.STRICT_ENV, '1')
+    with pytest.raises(RuntimeError, match='CPU plugin .*fundus_cpu_ops.* failed'):
+        cpu_kernels.load_cpu_plugin()

@@ -1,0 +1,40 @@
+# The compiled CPU plugin in tests (torch_utils/ops/cpu_kernels.py): built where a compiler exists
+# (a build failure there fails the test instead of falling back silently), or switched off so that a
+# test exercises the PyTorch CPU path it would otherwise replace.
+
+import contextlib
+import shutil
+
+import pytest
+
+from torch_utils.ops import cpu_kernels
+
+BACKENDS = ['plugin', 'blocked'] # The compiled kernel; the blocked PyTorch passes (no plugin).
+
+def built_cpu_plugin():
+    """The plugin module; skips only on a machine without a C++ compiler."""
+    if shutil.which('c++') is None and shutil.which('g++') is None:
+        pytest.skip('no C++ compiler on this machine: the CPU plugin cannot be built')
+    plugin = cpu_kernels.load_cpu_plugin()
+    assert plugin is not None, 'the CPU plugin did not build although a C++ compiler is installed (FUNDUS_CUDA_VERBOSE=1 shows why)'
+    return plugin
+
+@contextlib.contextmanager
+def cpu_backend(name):
+    """Run the block with the CPU plugin ('plugin', built) or without it ('blocked')."""
+    if name == 'plugin':
+        built_cpu_plugin()
+        yield
+        return
+    previous = cpu_kernels.set_plugin_loader(lambda: None)
+    try:
+        yield
+    finally:
+        cpu_kernels.set_plugin_loader(previous)
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    """Each test that takes it runs once with the plugin and once without ('plugin', 'blocked');
+    parametrize it indirectly to pin one."""
+    with cpu_backend(request.param):
+        yield request.param
