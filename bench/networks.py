@@ -32,7 +32,7 @@ from bench import nvidia_reference # pylint: disable=wrong-import-position
 from training import networks_stylegan2 # pylint: disable=wrong-import-position
 from training import networks_stylegan3 # pylint: disable=wrong-import-position
 from torch_utils import persistence # pylint: disable=wrong-import-position
-from torch_utils.ops import filtered_lrelu # pylint: disable=wrong-import-position
+from torch_utils.ops import cpu_kernels, filtered_lrelu # pylint: disable=wrong-import-position
 
 #----------------------------------------------------------------------------
 
@@ -191,8 +191,19 @@ def ratio_row(cfg, res, what, ours, theirs):
 @click.option('--train',  help='Only the training rows: G forward+backward, its modulated-conv floor, D forward+backward, its convolution floor', is_flag=True)
 @click.option('--reference', help='Also time G forward+backward with native autograd through the reference filtered_lrelu (needs several times the memory)', is_flag=True)
 @click.option('--nvidia', help='Also time NVIDIA\'s generator from this local NVlabs/stylegan3 checkout (CPU; G forward, with --train also G forward+backward), compare its images with ours and print the ratios', metavar='PATH')
-def main(cfg, res, batch, reps, warmup, device, threads, quick, train, reference, nvidia):
+@click.option('--no-cpu-plugin', 'no_plugin', help='Run filtered_lrelu on its PyTorch CPU path (blocked passes) instead of the compiled CPU plugin, for comparison', is_flag=True)
+def main(cfg, res, batch, reps, warmup, device, threads, quick, train, reference, nvidia, no_plugin):
     """Time G forward, G forward+backward and D forward+backward (images/s, peak RSS)."""
+    args = (cfg, res, batch, reps, warmup, device, threads, quick, train, reference, nvidia)
+    if no_plugin:
+        with cpu_kernels.plugin_loader(lambda: None):
+            return _main(*args, 'no CPU plugin')
+    if torch.device(device).type != 'cpu':
+        return _main(*args, 'CPU plugin not used')
+    built = cpu_kernels.load_cpu_plugin() is not None # Built (once per machine) before anything is timed.
+    return _main(*args, 'CPU plugin' if built else 'CPU plugin did not build')
+
+def _main(cfg, res, batch, reps, warmup, device, threads, quick, train, reference, nvidia, plugin):
     device = torch.device(device)
     if threads:
         torch.set_num_threads(threads)
@@ -208,7 +219,7 @@ def main(cfg, res, batch, reps, warmup, device, threads, quick, train, reference
         if device.type != 'cpu':
             raise click.BadParameter('NVIDIA\'s generator is timed on the CPU only; use --device=cpu', param_hint='--nvidia')
         check_nvidia_checkout(nvidia, cfgs)
-    print(f'# torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, batch {batch}, '
+    print(f'# torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, batch {batch}, {plugin}, '
           f'load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}')
     print('| Config | Res | Measurement | median s | min s | images/s | peak RSS GB | CPU s |')
     print('|---|---|---|---:|---:|---:|---:|---:|')

@@ -77,14 +77,6 @@ def _free_nonlinearity():
 
 #----------------------------------------------------------------------------
 
-@contextlib.contextmanager
-def _without_cpu_plugin():
-    previous = cpu_kernels.set_plugin_loader(lambda: None)
-    try:
-        yield
-    finally:
-        cpu_kernels.set_plugin_loader(previous)
-
 def bench(cfg, res, batch, steps, cbase, cmax, threads, demo=False, free=False, plugin=True):
     """(median, mean) seconds per kimg over `steps` timed training steps after one warm-up step."""
     torch.set_num_threads(threads)
@@ -100,7 +92,7 @@ def bench(cfg, res, batch, steps, cbase, cmax, threads, demo=False, free=False, 
         times = []
         kwargs['progress_fn'] = lambda cur, total: times.append(time.perf_counter())
         with _free_nonlinearity() if free else contextlib.nullcontext() as calls, \
-             contextlib.nullcontext() if plugin else _without_cpu_plugin():
+             contextlib.nullcontext() if plugin else cpu_kernels.plugin_loader(lambda: None):
             training_loop.training_loop(**kwargs)
     if free and not calls:
         raise click.UsageError(f'--free-nonlinearity: the {cfg} network never calls filtered_lrelu, so there is no '

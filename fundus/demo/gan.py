@@ -19,6 +19,7 @@ from fundus.demo.stages import DeadlineBudget, StageOutput
 from fundus.grades import GRADES
 from fundus.report import run as run_report
 from metrics import bootstrap, frechet_inception_distance, kernel_inception_distance, metric_main, metric_utils
+from torch_utils.ops import cpu_kernels
 from training import config, generate, launch, run_dir
 
 #----------------------------------------------------------------------------
@@ -57,8 +58,17 @@ def make_training_config(demo, budget_kimg=100000):
     c.tensorboard = False
     return c
 
+def cpu_kernel_note(demo):
+    # On the CPU: the compiled filtered_lrelu kernel, built (once per machine, about 30-40 s) before the
+    # first timed tick rather than inside it.
+    if demo.device != 'cpu':
+        return ''
+    demo.echo('      the CPU filtered_lrelu kernel: loading (the first run on a machine compiles it)...')
+    return '; CPU plugin' if cpu_kernels.load_cpu_plugin() is not None else '; no CPU plugin (PyTorch CPU path)'
+
 def train_network(demo):
     c = make_training_config(demo)
+    plugin = cpu_kernel_note(demo)
     budget = DeadlineBudget(demo.stage_deadline, demo.echo)
     start = time.time()
     demo.run_dir = launch.launch_training(c, outdir=os.path.join(demo.outdir, 'runs'), desc='demo', progress_fn=budget,
@@ -72,7 +82,7 @@ def train_network(demo):
     kimg_text = 'unknown' if kimg is None else f'{kimg:.3f}'
     res = demo.config.resolution
     note = (f'{kimg_text} kimg in {dnnlib.format_time(time.time() - start)} (stylegan3-t, {res}x{res}, conditional on '
-            f'grade); run directory {demo.run_dir}')
+            f'grade{plugin}); run directory {demo.run_dir}')
     return StageOutput(note, [('run directory', demo.run_dir), ('last snapshot', demo.snapshot)])
 
 def prune_run_dir(path):

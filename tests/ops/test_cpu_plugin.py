@@ -173,3 +173,41 @@ def test_failed_build_raises_in_strict_mode(monkeypatch):
     monkeypatch.setenv(custom_ops.STRICT_ENV, '1')
     with pytest.raises(RuntimeError, match='CPU plugin .*fundus_cpu_ops.* failed'):
         cpu_kernels.load_cpu_plugin()
+
+def test_plugin_loader_context_restores_the_built_plugin():
+    plugin = built_cpu_plugin()
+    with cpu_kernels.plugin_loader(lambda: None):
+        assert cpu_kernels.load_cpu_plugin() is None
+        with pytest.raises(ValueError):
+            with cpu_kernels.plugin_loader(lambda: 'inner'):
+                assert cpu_kernels.load_cpu_plugin() == 'inner'
+                raise ValueError('inside')
+        assert cpu_kernels.load_cpu_plugin() is None
+    assert cpu_kernels.load_cpu_plugin() is plugin
+
+#----------------------------------------------------------------------------
+
+def test_bench_script_times_every_separable_call_of_the_demo_generator():
+    from click.testing import CliRunner
+    from bench import cpu_plugin as bench_cpu_plugin
+    built_cpu_plugin()
+    result = CliRunner().invoke(bench_cpu_plugin.main, ['--batch=1', '--reps=1', '--threads=1'])
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.output.splitlines() if line.startswith('| [1, ')]
+    assert len(rows) == 6 # The demo generator's six separable calls (the RGB layer has no filters).
+    assert 'forward+backward: blocked' in result.output
+
+def test_bench_backward_call_is_the_functions_backward():
+    # The read-mode call that bench/cpu_plugin.py times is the one the sign-tensor Function makes: with it,
+    # the kernel's dx equals autograd's.
+    from bench import cpu_plugin as bench_cpu_plugin
+    fu, fd = _filters(24, 12)
+    x = torch.randn([1, 2, 21, 26], dtype=torch.float64, requires_grad=True)
+    kw = dict(up=4, down=2, padding=[6, 3, 6, 3], clamp=256)
+    y = filtered_lrelu.filtered_lrelu(x, fu, fd, **kw)
+    args = _args(x.detach(), fu, fd, up=4, down=2, padding=(6, 3, 6, 3), clamp=256.0)
+    y_k, so, _ = filtered_lrelu._filtered_lrelu_blocked_kernel(*args)
+    back = bench_cpu_plugin.backward_args(args, y_k, so)
+    dx_k, _, _ = filtered_lrelu._filtered_lrelu_blocked_kernel(*back)
+    dx, = torch.autograd.grad(y, x, back[0])
+    assert (dx_k - dx).abs().max().item() <= 1e-12 * dx.abs().max().item()

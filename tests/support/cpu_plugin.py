@@ -26,11 +26,8 @@ def cpu_backend(name):
         built_cpu_plugin()
         yield
         return
-    previous = cpu_kernels.set_plugin_loader(lambda: None)
-    try:
+    with cpu_kernels.plugin_loader(lambda: None):
         yield
-    finally:
-        cpu_kernels.set_plugin_loader(previous)
 
 @pytest.fixture(params=BACKENDS)
 def backend(request):

@@ -8,6 +8,7 @@
 # compiler's baseline), and that choice is part of the build's cache key, so a cached build never runs
 # on a CPU that lacks its instructions.
 
+import contextlib
 import os
 import platform
 
@@ -23,12 +24,16 @@ _hooks = dict(plugin_loader=None)
 _loaded = dict()  # 'plugin' -> the module, or None: one build attempt per process. Kept across
                   # custom_ops.reset_for_tests(): loading the same extension again rebuilds it.
 
-def set_plugin_loader(loader):
-    """Replace the loader (a callable returning the plugin or None; None restores the default); returns
-    the previous one. For tests and benchmarks that compare the plugin with the PyTorch path."""
+@contextlib.contextmanager
+def plugin_loader(loader):
+    """Within the block, load_cpu_plugin() returns loader() instead of the built plugin; plugin_loader(lambda:
+    None) runs the PyTorch CPU path. For tests and benchmarks that compare the two."""
     previous = _hooks['plugin_loader']
     _hooks['plugin_loader'] = loader
-    return previous
+    try:
+        yield
+    finally:
+        _hooks['plugin_loader'] = previous
 
 def isa_flags(cpuinfo_path='/proc/cpuinfo'):
     """(tag, flags): the instruction-set flags the plugin is compiled with on this machine."""
