@@ -2,8 +2,10 @@
 #
 # Nothing here runs at import. `get_plugin()` builds on first use, in a directory keyed by an MD5 of every
 # source and header (plus the GPU name and target archs, or for a CPU plugin the instruction set it is
-# compiled for), so an edited kernel is rebuilt and an unchanged one is loaded from the cache. `load_plugin()` is the policy the ops use: a failed build warns once and
-# returns None (the caller then uses the reference implementation); with FUNDUS_CUDA_STRICT=1 it raises.
+# compiled for), so an edited kernel is rebuilt and an unchanged one is loaded from the cache.
+# `load_plugin()` is the policy the ops use: a failed build warns once and returns None (the caller then
+# uses the reference implementation, or for the CPU plugin the PyTorch CPU path); with
+# FUNDUS_CUDA_STRICT=1 it raises.
 
 import glob
 import hashlib

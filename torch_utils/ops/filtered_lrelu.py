@@ -4,10 +4,12 @@
 # Three layers, as in every op module here:
 #   _filtered_lrelu_ref()     the public reference path (native autograd): the specification; built from
 #                             the fast upfirdn2d reference kernel. CPU inference takes
-#                             _filtered_lrelu_blocked(), the same sums on cache-sized blocks of planes;
+#                             _filtered_lrelu_blocked(), the same sums on cache-sized blocks of planes
+#                             (under impl='cuda', the compiled CPU plugin first: cpu_kernels.py);
 #   RefKernel                 the kernel entry points (docs/kernels.md) with the CUDA plugin's signatures,
 #                             including the bit-packed sign tensor that the backward pass reads;
-#                             CpuKernel (cpu_kernel) runs them on the blocked passes: CPU training;
+#                             CpuKernel (cpu_kernel) runs them on the CPU plugin, else on the blocked
+#                             passes: CPU training;
 #   _filtered_lrelu_function() a cached factory: one autograd.Function per static configuration, taking
 #                             the kernel object as a parameter. Its backward is the same op with up and down
 #                             and the two filters swapped, reading the stored signs instead of recomputing

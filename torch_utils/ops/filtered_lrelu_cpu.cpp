@@ -285,5 +285,6 @@ std::tuple<torch::Tensor, torch::Tensor, int> filtered_lrelu(
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m)
 {
-    m.def("filtered_lrelu", &filtered_lrelu, "filtered_lrelu for separable filters on CPU tensors (docs/kernels.md)");
+    m.def("filtered_lrelu", &filtered_lrelu, "filtered_lrelu for separable filters on CPU tensors (docs/kernels.md)",
+          py::call_guard<py::gil_scoped_release>()); // Other Python threads run meanwhile, as during aten ops.
 }
