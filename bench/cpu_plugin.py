@@ -10,16 +10,21 @@ The calls are captured from one forward pass of the generator; each is then time
 
 import os
 import sys
+import tempfile
 
 import click
 import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import dnnlib # pylint: disable=wrong-import-position
+from bench import train as bench_train # pylint: disable=wrong-import-position
 from bench.networks import time_call # pylint: disable=wrong-import-position
-from fundus.demo.config import cpu_config # pylint: disable=wrong-import-position
+from fundus.data import build # pylint: disable=wrong-import-position
 from torch_utils.ops import cpu_kernels, filtered_lrelu # pylint: disable=wrong-import-position
-from training import networks_stylegan3 # pylint: disable=wrong-import-position
+from training import training_loop # pylint: disable=wrong-import-position
+
+DEMO = bench_train.DEMO
 
 #----------------------------------------------------------------------------
 
@@ -45,13 +50,21 @@ def captured_calls(G, batch, c_dim):
 
 def backward_args(args, y, so):
     # The read-mode call that the sign-tensor Function's backward makes for this forward call.
-    x, fu, fd, _, _, up, down, px0, px1, py0, py1, sx, sy, gain, slope, _, flip, _ = args
-    (fuw, fuh), (fdw, fdh) = filtered_lrelu._filter_size(fu), filtered_lrelu._filter_size(fd)
-    ih, iw, oh, ow = x.shape[2], x.shape[3], y.shape[2], y.shape[3]
-    pad = (fuw + fdw - 2 - px0, iw * up - ow * down + px0 - up + 1, fuh + fdh - 2 - py0, ih * up - oh * down + py0 - up + 1)
+    x, fu, fd, _, _, up, down, px0, _, py0, _, sx, sy, gain, slope, _, flip, _ = args
+    padding, sxb, syb = filtered_lrelu.backward_geometry(x.shape[2:], y.shape[2:], fu, fd, up, down, px0, py0, sx, sy)
     dy = torch.randn(y.shape, generator=torch.Generator().manual_seed(1), dtype=y.dtype)
-    return (dy, fd, fu, torch.empty([0], dtype=y.dtype), so, down, up, *pad, sx + px0 - (fuw - 1), sy + py0 - (fuh - 1),
-            gain * up * up / (down * down), slope, -1.0, not flip, False)
+    return (dy, fd, fu, torch.empty([0], dtype=y.dtype), so, down, up, *padding, sxb, syb, gain * up * up / (down * down),
+            slope, -1.0, not flip, False)
+
+def demo_generator():
+    # The generator the demo trains (bench/train.py --demo's config: train.py's resolved options with the
+    # demo's sizes), sized by a small phantom dataset.
+    with tempfile.TemporaryDirectory() as tmp:
+        data = build.build_dataset('phantom:8', os.path.join(tmp, 'data.zip'), resolution=(DEMO.resolution,) * 2, progress=False).dest
+        c = bench_train._config('stylegan3-t', data, DEMO.resolution, DEMO.batch, DEMO.cbase, DEMO.cmax, demo=True)
+        training_set = dnnlib.construct_class_by_name(**c.training_set_kwargs)
+        G, _, _ = training_loop.build_networks(training_set, c.G_kwargs, c.D_kwargs, torch.device('cpu'))
+    return G
 
 @click.command()
 @click.option('--batch', type=click.IntRange(min=1), help='Batch size  [default: the demo\'s, 8]')
@@ -64,13 +77,10 @@ def main(batch, reps, threads):
     plugin = cpu_kernels.load_cpu_plugin()
     if plugin is None:
         raise click.ClickException('the CPU plugin did not build on this machine (FUNDUS_CUDA_VERBOSE=1 shows the compiler output)')
-    demo = cpu_config()
-    batch = batch or demo.batch
-    G = networks_stylegan3.Generator(z_dim=demo.z_dim, w_dim=demo.z_dim, c_dim=5, img_resolution=demo.resolution, img_channels=3,
-                                     channel_base=demo.cbase, channel_max=demo.cmax, num_layers=demo.num_layers,
-                                     margin_size=demo.margin_size, mapping_kwargs=dict(num_layers=2))
+    batch = batch or DEMO.batch
+    G = demo_generator()
     calls = captured_calls(G, batch, G.c_dim)
-    print(f'# the demo\'s stylegan3-t ({demo.resolution} px, cbase {demo.cbase}, cmax {demo.cmax}), batch {batch}, '
+    print(f'# the demo\'s stylegan3-t ({DEMO.resolution} px, cbase {DEMO.cbase}, cmax {DEMO.cmax}), batch {batch}, '
           f'threads {threads}, median ms of {reps}')
     print('| input | up/down | forward blocked | forward plugin | backward blocked | backward plugin |')
     print('|---|---|---:|---:|---:|---:|')

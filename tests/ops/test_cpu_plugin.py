@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from bench.zero_insertion import filtered_lrelu_zero_insertion
-from tests.support.cpu_plugin import built_cpu_plugin
+from tests.support.cpu_plugin import built_cpu_plugin, record_plugin_calls
 from torch_utils import custom_ops
 from torch_utils.ops import cpu_kernels, filtered_lrelu
 
@@ -63,22 +63,15 @@ def test_plugin_inference_matches_the_reference(dtype):
     assert (y_unclamped - y_ref).abs().max().item() > 0.1 # The clamp is exercised.
 
 def test_plugin_inference_is_taken_and_declined_where_it_should_be(monkeypatch):
-    plugin = built_cpu_plugin()
-    calls = []
-    class Spy:
-        @staticmethod
-        def filtered_lrelu(*args):
-            out = plugin.filtered_lrelu(*args)
-            calls.append(out[2])
-            return out
-    monkeypatch.setitem(cpu_kernels._hooks, 'plugin_loader', lambda: Spy)
+    built_cpu_plugin()
+    calls = record_plugin_calls(monkeypatch)
     fu, fd = _filters()
     x = torch.randn([1, 2, 10, 10])
     with torch.no_grad():
         filtered_lrelu.filtered_lrelu(x, fu, fd, up=2, down=2, padding=[9, 8, 9, 8])
         filtered_lrelu.filtered_lrelu(x, fu, fd, up=2, down=2, padding=[9, 8, 9, 8], impl='ref') # The specification.
-        filtered_lrelu.filtered_lrelu(x, fu[:, None] * fu[None, :], fd, up=2, down=2, padding=[9, 8, 9, 8]) # 2-D: blocked.
-    assert calls == [0]
+        filtered_lrelu.filtered_lrelu(x, fu[:, None] * fu[None, :], fd, up=2, down=2, padding=[9, 8, 9, 8]) # 2-D: declined.
+    assert calls == [0, -1]
 
 def test_plugin_keeps_non_finite_values_where_the_definition_puts_them():
     # The plugin sums only real taps (no zero-inserted samples, no margins), so a NaN spreads exactly as

@@ -2,7 +2,6 @@
 # (a build failure there fails the test instead of falling back silently), or switched off so that a
 # test exercises the PyTorch CPU path it would otherwise replace.
 
-import contextlib
 import shutil
 
 import pytest
@@ -19,19 +18,28 @@ def built_cpu_plugin():
     assert plugin is not None, 'the CPU plugin did not build although a C++ compiler is installed (FUNDUS_CUDA_VERBOSE=1 shows why)'
     return plugin
 
-@contextlib.contextmanager
-def cpu_backend(name):
-    """Run the block with the CPU plugin ('plugin', built) or without it ('blocked')."""
-    if name == 'plugin':
-        built_cpu_plugin()
-        yield
-        return
-    with cpu_kernels.plugin_loader(lambda: None):
-        yield
+def record_plugin_calls(monkeypatch):
+    """A list that receives the return code of every call to the CPU plugin from now on (0: handled,
+    -1: declined); stays empty while the plugin is switched off."""
+    codes, plugin = [], cpu_kernels.load_cpu_plugin()
+    if plugin is None:
+        return codes
+    class Spy:
+        @staticmethod
+        def filtered_lrelu(*args):
+            out = plugin.filtered_lrelu(*args)
+            codes.append(out[2])
+            return out
+    monkeypatch.setitem(cpu_kernels._hooks, 'plugin_loader', lambda: Spy)
+    return codes
 
 @pytest.fixture(params=BACKENDS)
 def backend(request):
-    """Each test that takes it runs once with the plugin and once without ('plugin', 'blocked');
+    """Each test that takes it runs once with the plugin (built) and once without ('plugin', 'blocked');
     parametrize it indirectly to pin one."""
-    with cpu_backend(request.param):
+    if request.param == 'plugin':
+        built_cpu_plugin()
+        yield request.param
+        return
+    with cpu_kernels.plugin_loader(lambda: None):
         yield request.param

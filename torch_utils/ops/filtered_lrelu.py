@@ -78,17 +78,19 @@ def _cpu_training(x, fu, fd, b):
 
 def _cpu_inference(x, fu, fd, b):
     # A CPU call that needs no gradient at all: the compiled CPU plugin where it applies.
-    needs_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, fu, fd, b))
-    return x.device.type == 'cpu' and not needs_grad
+    return x.device.type == 'cpu' and not _needs_grad(x, fu, fd, b)
+
+def _needs_grad(*tensors):
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 def _cpu_plugin_forward(x, fu, fd, b, up, down, px0, px1, py0, py1, gain, slope, clamp, flip):
-    # y from the CPU plugin (no sign tensor), or None where it is not built or does not handle the call.
-    plugin = cpu_kernels.load_cpu_plugin() if fu is not None and fu.ndim == 1 and fd is not None and fd.ndim == 1 else None
+    # y from the CPU plugin (no sign tensor), or None where it is not built or declines the call.
+    plugin = cpu_kernels.load_cpu_plugin()
     if plugin is None:
         return None
-    bb = b if b is not None else x.new_empty([0])
-    y, _, rc = plugin.filtered_lrelu(x, fu, fd, bb, torch.empty([0], dtype=torch.uint8), up, down, px0, px1, py0, py1,
-                                     0, 0, gain, slope, clamp, flip, False)
+    y, _, rc = plugin.filtered_lrelu(x, _kernel_filter(fu, x), _kernel_filter(fd, x), b if b is not None else x.new_empty([0]),
+                                     torch.empty([0], dtype=torch.uint8), up, down, px0, px1, py0, py1, 0, 0, gain, slope, clamp,
+                                     flip, False)
     return y if rc >= 0 else None
 
 #----------------------------------------------------------------------------
@@ -242,8 +244,7 @@ def _blocked_supported(x, fu, fd, up, down):
             and fu is not None and fd is not None and (fu.ndim == 2 or _up_tile_rows(up, down) <= 4 * _TILE_UP))
 
 def _blocked_applies(x, fu, fd, b, up, down, gain):
-    needs_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, fu, fd, b))
-    return not needs_grad and gain > 0 and _blocked_supported(x, fu, fd, up, down)
+    return not _needs_grad(x, fu, fd, b) and gain > 0 and _blocked_supported(x, fu, fd, up, down)
 
 def _blocked_plan(x, fu, fd, up, down, px0, px1, py0, py1, gain, flip, block_planes=None):
     n, c, h, w = x.shape
@@ -599,6 +600,17 @@ def _select_kernel(x, fu, fd, up, down, px0, px1, py0, py1, gain, slope, clamp, 
 def _filter_size(f):
     return (f.shape[-1], f.shape[0]) # (width, height); a 1-D filter has both equal to its taps.
 
+def backward_geometry(in_size, out_size, fu, fd, up, down, px0, py0, sx, sy):
+    """(padding [x0, x1, y0, y1], sx, sy) of the backward call for a forward call with input [h, w] in_size,
+    output out_size, filters fu/fd, factors up/down, leading padding px0/py0 and sign offsets sx/sy: the
+    adjoint runs with up <-> down and fu <-> fd flipped; this padding realigns its full correlations with
+    the input grid, and these offsets align its intermediate tensor with the forward's (docs/kernels.md,
+    "Backward pass")."""
+    (ih, iw), (oh, ow) = in_size, out_size
+    (fuw, fuh), (fdw, fdh) = _filter_size(fu), _filter_size(fd)
+    padding = [fuw + fdw - 2 - px0, iw * up - ow * down + px0 - up + 1, fuh + fdh - 2 - py0, ih * up - oh * down + py0 - up + 1]
+    return padding, sx + px0 - (fuw - 1), sy + py0 - (fuh - 1)
+
 @functools.lru_cache(maxsize=None)
 def _filtered_lrelu_function(up, down, px0, px1, py0, py1, gain, slope, clamp, flip, kernel):
     class FilteredLReluFunction(torch.autograd.Function):
@@ -624,23 +636,11 @@ def _filtered_lrelu_function(up, down, px0, px1, py0, py1, gain, slope, clamp, f
         @staticmethod
         def backward(ctx, dy): # pylint: disable=arguments-differ
             fu, fd, s = ctx.saved_tensors
-            ih, iw = ctx.in_size
-            oh, ow = ctx.out_size
-            fuw, fuh = _filter_size(fu)
-            fdw, fdh = _filter_size(fd)
-            # The adjoint: up <-> down, fu <-> fd, filters flipped, padding that realigns the full
-            # correlations with the input grid, and sign offsets that align its intermediate tensor
-            # with this one's (docs/kernels.md, "Backward pass").
-            bx0 = fuw + fdw - 2 - px0
-            bx1 = iw * up - ow * down + px0 - up + 1
-            by0 = fuh + fdh - 2 - py0
-            by1 = ih * up - oh * down + py0 - up + 1
-            sxb = ctx.sx + px0 - (fuw - 1)
-            syb = ctx.sy + py0 - (fuh - 1)
+            padding, sxb, syb = backward_geometry(ctx.in_size, ctx.out_size, fu, fd, up, down, px0, py0, ctx.sx, ctx.sy)
             gain_b = gain * up * up / (down * down)
             dx = db = None
             if ctx.needs_input_grad[0] or ctx.needs_input_grad[3]:
-                fn = _filtered_lrelu_function(down, up, bx0, bx1, by0, by1, gain_b, slope, -1.0, not flip, kernel)
+                fn = _filtered_lrelu_function(down, up, *padding, gain_b, slope, -1.0, not flip, kernel)
                 dx = fn.apply(dy, fd, fu, None, s, sxb, syb)
                 if ctx.has_bias and ctx.needs_input_grad[3]:
                     db = dx.sum([0, 2, 3])
