@@ -1,8 +1,8 @@
-# The compiled CPU plugin (torch_utils/ops/cpu_kernels.py, filtered_lrelu_cpu.cpp): what it handles and
-# what it hands back, inference through it, threads, and the build policy (lazy, cached per instruction
-# set, a failed build warns once and the PyTorch CPU path takes over). Its agreement with the reference
-# in training (forward, gradients, gradcheck, sign tensors) is tested with both backends in
-# test_filtered_lrelu_cpu_training.py.
+# The compiled CPU plugin (torch_utils/ops/cpu_kernels.py; filtered_lrelu_cpu.cpp, upfirdn2d_cpu.cpp): what
+# its entry points handle and hand back, inference through them, threads, and the build policy (lazy,
+# cached per instruction set, a failed build warns once and the PyTorch CPU path takes over). Their
+# agreement with the reference in training (forward, gradients, gradcheck, sign tensors) is tested with
+# both backends in test_filtered_lrelu_cpu_training.py and test_cpu_training_paths.py.
 
 import warnings
 
@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from bench.zero_insertion import filtered_lrelu_zero_insertion
+from bench.zero_insertion import filtered_lrelu_zero_insertion, upfirdn2d_zero_insertion
 from tests.support.cpu_plugin import built_cpu_plugin, record_plugin_calls
 from torch_utils import custom_ops
-from torch_utils.ops import cpu_kernels, filtered_lrelu
+from torch_utils.ops import cpu_kernels, filtered_lrelu, upfirdn2d
 
 #----------------------------------------------------------------------------
 
@@ -110,6 +110,93 @@ def test_plugin_rejects_a_sign_tensor_of_another_shape():
     x = torch.randn([2, 3, 10, 10])
     with pytest.raises(RuntimeError, match='si must be uint8'):
         plugin.filtered_lrelu(*_args(x, fu, fd, si=torch.zeros([1, 3, 10, 4], dtype=torch.uint8), write=False))
+
+#----------------------------------------------------------------------------
+# upfirdn2d: separable filters in every form the callers pass.
+
+def _upfirdn_filter(form, gen):
+    taps = torch.rand([5], generator=gen, dtype=torch.float64) + 0.1
+    if form == '1-D':
+        return taps                                        # Along x, then along y.
+    if form == '[1, k]':
+        return taps[None, :]
+    if form == '[k, 1]':
+        return taps[:, None]
+    if form == 'outer':
+        return upfirdn2d.setup_filter([1, 3, 3, 1]).double() # The discriminator's, stored 2-D.
+    return torch.full([1, 1], 0.7, dtype=torch.float64)    # Identity filter with a gain.
+
+UPFIRDN_GEOMETRIES = [
+    # up, down, padding [x0, x1, y0, y1]
+    ([1, 1], [1, 1], [0, 0, 0, 0]),
+    ([2, 2], [1, 1], [3, 2, 2, 3]),
+    ([1, 1], [2, 2], [1, 1, 2, 1]),
+    ([4, 2], [2, 1], [-2, 5, 3, -1]), # Cropping and different factors per axis.
+    ([3, 3], [2, 2], [4, 4, 4, 4]),
+]
+
+@pytest.mark.parametrize('form', ['1-D', '[1, k]', '[k, 1]', 'outer', 'identity'])
+@pytest.mark.parametrize('geometry', UPFIRDN_GEOMETRIES, ids=lambda g: f'up{g[0]}-down{g[1]}-pad{g[2]}')
+@pytest.mark.parametrize('flip', [False, True])
+def test_plugin_upfirdn2d_matches_zero_insertion(form, geometry, flip):
+    plugin = built_cpu_plugin()
+    gen = torch.Generator().manual_seed(7)
+    f = _upfirdn_filter(form, gen)
+    (upx, upy), (downx, downy), padding = geometry
+    x = torch.randn([2, 3, 9, 12], generator=gen, dtype=torch.float64)
+    y, rc = plugin.upfirdn2d(x, f, upx, upy, downx, downy, *padding, flip, 1.7)
+    y_def = upfirdn2d_zero_insertion(x, f, (upx, upy), (downx, downy), tuple(padding), flip_filter=flip, gain=1.7)
+    assert rc == 0 and y.shape == y_def.shape and y.dtype == torch.float64
+    assert (y - y_def).abs().max().item() <= 1e-12 * y_def.abs().max().item()
+
+@pytest.mark.parametrize('what', ['radial', 'almost outer', 'zero sum', 'float16'])
+def test_plugin_upfirdn2d_declines_what_it_does_not_handle(what):
+    # A 2-D filter that is not an outer product to 2 ulp is never split (stylegan3-r's radial ones).
+    plugin = built_cpu_plugin()
+    x, f = torch.randn([1, 2, 10, 10]), upfirdn2d.setup_filter([1, 3, 3, 1])
+    if what == 'radial':
+        r = torch.linspace(-1.5, 1.5, 6)
+        f = torch.exp(-(r[:, None] ** 2 + r[None, :] ** 2).sqrt())
+    if what == 'almost outer':
+        f = f.double()
+        f[1, 2] *= 1 + 1e-9
+    if what == 'zero sum':
+        f = torch.outer(torch.tensor([1.0, -1.0]), torch.tensor([1.0, 2.0]))
+    if what == 'float16':
+        x = x.half()
+    y, rc = plugin.upfirdn2d(x, f, 1, 1, 2, 2, 1, 1, 1, 1, False, 1.0)
+    assert rc == -1 and y is None
+
+def test_plugin_upfirdn2d_inference_is_taken_and_declined_where_it_should_be(monkeypatch):
+    built_cpu_plugin()
+    calls = record_plugin_calls(monkeypatch, 'upfirdn2d')
+    x = torch.randn([1, 2, 10, 10])
+    r = torch.linspace(-1.5, 1.5, 6)
+    radial = torch.exp(-(r[:, None] ** 2 + r[None, :] ** 2).sqrt())
+    with torch.no_grad():
+        y = upfirdn2d.upfirdn2d(x, upfirdn2d.setup_filter([1, 3, 3, 1]), down=2, padding=1)
+        y_ref = upfirdn2d.upfirdn2d(x, upfirdn2d.setup_filter([1, 3, 3, 1]), down=2, padding=1, impl='ref') # The specification.
+        upfirdn2d.upfirdn2d(x, radial, down=2, padding=2) # Declined: the reference runs.
+    assert calls == [0, -1]
+    assert (y - y_ref).abs().max().item() <= 1e-6 * y_ref.abs().max().item()
+
+def test_plugin_upfirdn2d_results_do_not_depend_on_the_thread_count():
+    plugin = built_cpu_plugin()
+    x, f = torch.randn([3, 40, 17, 19]), upfirdn2d.setup_filter([1, 3, 3, 1])
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        y1, _ = plugin.upfirdn2d(x, f, 2, 2, 1, 1, 2, 1, 2, 1, False, 4.0)
+        torch.set_num_threads(2)
+        y2, _ = plugin.upfirdn2d(x, f, 2, 2, 1, 1, 2, 1, 2, 1, False, 4.0)
+    finally:
+        torch.set_num_threads(previous)
+    assert torch.equal(y1, y2)
+
+def test_plugin_upfirdn2d_rejects_padding_that_leaves_nothing():
+    plugin = built_cpu_plugin()
+    with pytest.raises(RuntimeError, match='empty output'):
+        plugin.upfirdn2d(torch.randn([1, 1, 4, 4]), torch.ones([4]), 1, 1, 1, 1, -2, -2, 0, 0, False, 1.0)
 
 #----------------------------------------------------------------------------
 # Build policy.

@@ -2,11 +2,13 @@
 # upfirdn2d"): CPU calls that need a gradient run the kernel-parameterised Function with a CPU kernel.
 # Their outputs and first and second derivatives equal native autograd through the reference, in fp64 to
 # rounding and in fp32 within the stated tolerances; gradcheck / gradgradcheck pass; calls without a
-# gradient, with a filter gradient or with impl='ref' stay on the reference; outputs may be modified in place.
+# gradient, with a filter gradient or with impl='ref' do not take the training Function; outputs may be
+# modified in place. The upfirdn2d tests run with the CPU plugin and without it (the banded passes).
 
 import pytest
 import torch
 
+from tests.support.cpu_plugin import backend # pylint: disable=unused-import (a fixture)
 from torch_utils.ops import bias_act, upfirdn2d
 
 def _grads(y, inputs, g, create_graph=False):
@@ -122,7 +124,7 @@ def _filter(kind, dtype):
     return torch.exp(-(r[:, None] ** 2 + r[None, :] ** 2).sqrt()) # Radially symmetric: not an outer product.
 
 @pytest.mark.parametrize('case', UPFIRDN_CASES, ids=lambda c: f'{c[0]}-up{c[1]}-down{c[2]}')
-def test_upfirdn2d_cpu_training_path_matches_reference_fp64(case):
+def test_upfirdn2d_cpu_training_path_matches_reference_fp64(case, backend):
     kind, up, down, padding = case
     f = _filter(kind, torch.float64)
     x = torch.randn([2, 3, 9, 11], dtype=torch.float64, requires_grad=True)
@@ -136,7 +138,7 @@ def test_upfirdn2d_cpu_training_path_matches_reference_fp64(case):
     assert _max_rel(dx, dx_ref) <= 1e-15
     assert torch.autograd.gradgradcheck(lambda x: upfirdn2d.upfirdn2d(x, f, up=up, down=down, padding=padding), [x], fast_mode=True)
 
-def test_upfirdn2d_cpu_training_path_fp32():
+def test_upfirdn2d_cpu_training_path_fp32(backend):
     f = _filter('outer', torch.float32)
     x = torch.randn([4, 8, 34, 34], requires_grad=True)
     y = upfirdn2d.upfirdn2d(x, f, padding=2)
@@ -153,7 +155,7 @@ def test_only_outer_product_filters_are_split():
     near[1, 2] *= 1 + 1e-9 # A hair away from rank 1: not split.
     assert upfirdn2d._separable_factors(near) is None
 
-def test_upfirdn2d_without_gradient_or_with_filter_gradient_stays_on_reference(monkeypatch):
+def test_upfirdn2d_without_gradient_or_with_filter_gradient_skips_the_training_function(monkeypatch):
     calls = _spy_cpu_kernel(monkeypatch, upfirdn2d, 'upfirdn2d')
     x = torch.randn([1, 2, 8, 8], requires_grad=True)
     f = _filter('outer', torch.float32)
@@ -166,7 +168,7 @@ def test_upfirdn2d_without_gradient_or_with_filter_gradient_stays_on_reference(m
     upfirdn2d.upfirdn2d(x, f, padding=1).sum().backward()
     assert len(calls) == 2 # Forward and the adjoint.
 
-def test_upfirdn2d_cpu_training_output_may_be_modified_in_place():
+def test_upfirdn2d_cpu_training_output_may_be_modified_in_place(backend):
     # StyleGAN2 adds noise in place to this output; the kernel's slices must not make that an error.
     x = torch.randn([1, 2, 9, 9], requires_grad=True)
     y = upfirdn2d.upfirdn2d(x, _filter('outer', torch.float32), padding=2)

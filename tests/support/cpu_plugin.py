@@ -18,19 +18,20 @@ def built_cpu_plugin():
     assert plugin is not None, 'the CPU plugin did not build although a C++ compiler is installed (FUNDUS_CUDA_VERBOSE=1 shows why)'
     return plugin
 
-def record_plugin_calls(monkeypatch):
-    """A list that receives the return code of every call to the CPU plugin from now on (0: handled,
-    -1: declined); stays empty while the plugin is switched off."""
+def record_plugin_calls(monkeypatch, entry='filtered_lrelu'):
+    """A list that receives the return code of every call to the CPU plugin's `entry` ('filtered_lrelu'
+    or 'upfirdn2d') from now on (0: handled, -1: declined); stays empty while the plugin is switched off.
+    The other entry points run unrecorded."""
     codes, plugin = [], cpu_kernels.load_cpu_plugin()
     if plugin is None:
         return codes
-    class Spy:
-        @staticmethod
-        def filtered_lrelu(*args):
-            out = plugin.filtered_lrelu(*args)
-            codes.append(out[2])
-            return out
-    monkeypatch.setitem(cpu_kernels._hooks, 'plugin_loader', lambda: Spy)
+    def recorded(*args):
+        out = getattr(plugin, entry)(*args)
+        codes.append(out[-1])
+        return out
+    spy = type('Spy', (), {name: staticmethod(getattr(plugin, name)) for name in ('filtered_lrelu', 'upfirdn2d')})
+    setattr(spy, entry, staticmethod(recorded))
+    monkeypatch.setitem(cpu_kernels._hooks, 'plugin_loader', lambda: spy)
     return codes
 
 @pytest.fixture(params=BACKENDS)

@@ -1,5 +1,6 @@
-# The CPU plugin: compiled kernels for CPU tensors where the PyTorch CPU path is slow (today one entry
-# point, filtered_lrelu for separable filters: filtered_lrelu_cpu.cpp).
+# The CPU plugin: compiled kernels for CPU tensors where the PyTorch CPU path is slow. Two entry points,
+# both for separable filters: filtered_lrelu (filtered_lrelu_cpu.cpp) and upfirdn2d (upfirdn2d_cpu.cpp);
+# their FIR passes are cpu_fir.h, the Python module cpu_plugin.cpp.
 #
 # Policy, as for the CUDA plugin (docs/cuda.md): built lazily on the first call that can use it (never at
 # import) through custom_ops.load_plugin; a failed build (no compiler, no OpenMP) warns once and returns
@@ -15,7 +16,8 @@ import platform
 from .. import custom_ops
 
 PLUGIN_NAME = 'fundus_cpu_ops'
-PLUGIN_SOURCES = ['filtered_lrelu_cpu.cpp']
+PLUGIN_SOURCES = ['cpu_plugin.cpp', 'filtered_lrelu_cpu.cpp', 'upfirdn2d_cpu.cpp']
+PLUGIN_HEADERS = ['cpu_fir.h']
 PLUGIN_CFLAGS = ['-O3', '-fopenmp', '-Wall', '-Wextra']  # OpenMP: at::parallel_for spreads the planes over torch's threads.
 PLUGIN_LDFLAGS = ['-fopenmp']
 SOURCE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -58,6 +60,6 @@ def load_cpu_plugin():
         return _hooks['plugin_loader']()
     if 'plugin' not in _loaded:
         tag, flags = isa_flags()
-        _loaded['plugin'] = custom_ops.load_plugin(PLUGIN_NAME, PLUGIN_SOURCES, source_dir=SOURCE_DIR, cpu_tag=tag,
+        _loaded['plugin'] = custom_ops.load_plugin(PLUGIN_NAME, PLUGIN_SOURCES, PLUGIN_HEADERS, source_dir=SOURCE_DIR, cpu_tag=tag,
                                                    extra_cflags=PLUGIN_CFLAGS + flags, extra_ldflags=list(PLUGIN_LDFLAGS))
     return _loaded['plugin']

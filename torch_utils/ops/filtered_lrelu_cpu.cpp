@@ -14,7 +14,7 @@
 // handle (2-D filters, other dtypes, write mode with gain <= 0) return code -1; the caller then runs
 // its PyTorch path. The specification is _filtered_lrelu_ref in filtered_lrelu.py.
 
-#include <torch/extension.h>
+#include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <cmath>
 #include <cstdint>
@@ -27,43 +27,14 @@
 #include <tuple>
 #include <vector>
 
-using i64 = int64_t;
+#include "cpu_fir.h"
+
+using fundus_cpu::i64;
+using fundus_cpu::fir_rows;
+using fundus_cpu::transpose;
 
 //----------------------------------------------------------------------------
-// Passes on one plane.
-
-// out[o, :] = scale * sum_k g[k] * z[o * down + k, :] for o < M, where z is the input [L, W] with up-1
-// zero rows inserted after each row and p0 zero rows before it (negative p0 crops); only the taps that
-// land on a real input row are computed.
-template <class T>
-static void fir_rows(const T* __restrict__ in, i64 L, i64 W, const T* g, i64 K, i64 up, i64 down, i64 p0, T scale,
-                     T* __restrict__ out, i64 M)
-{
-    for (i64 o = 0; o < M; o++) {
-        T* __restrict__ dst = out + o * W;
-        for (i64 j = 0; j < W; j++)
-            dst[j] = T(0);
-        const i64 base = o * down - p0;              // Row of z under tap 0.
-        const i64 phase = ((base % up) + up) % up;
-        for (i64 k = phase == 0 ? 0 : up - phase; k < K; k += up) {
-            const i64 i = (base + k) / up;           // Exact: base + k is a multiple of up.
-            if (i < 0 || i >= L)
-                continue;
-            const T* __restrict__ src = in + i * W;
-            const T c = g[k] * scale;
-            for (i64 j = 0; j < W; j++)
-                dst[j] += c * src[j];
-        }
-    }
-}
-
-template <class T>
-static void transpose(const T* __restrict__ in, i64 rows, i64 cols, T* __restrict__ out) // [rows, cols] -> [cols, rows]
-{
-    for (i64 r = 0; r < rows; r++)
-        for (i64 c = 0; c < cols; c++)
-            out[c * rows + r] = in[r * cols + c];
-}
+// The activation on one row of a plane (the FIR passes are in cpu_fir.h).
 
 // Bit k of m to bit 2k (k < 8): eight 1-bit flags as eight 2-bit codes.
 static inline uint32_t spread8(uint32_t m)
@@ -237,17 +208,17 @@ static void run_planes(const Geometry g, Mode mode, const T* x, const T* gu, con
 //----------------------------------------------------------------------------
 // Entry point (the kernel object's filtered_lrelu; argument order and meaning as in docs/kernels.md).
 
-std::tuple<torch::Tensor, torch::Tensor, int> filtered_lrelu(
-    torch::Tensor x, torch::Tensor fu, torch::Tensor fd, torch::Tensor b, torch::Tensor si,
+std::tuple<at::Tensor, at::Tensor, int> filtered_lrelu(
+    at::Tensor x, at::Tensor fu, at::Tensor fd, at::Tensor b, at::Tensor si,
     int64_t up, int64_t down, int64_t px0, int64_t px1, int64_t py0, int64_t py1, int64_t sx, int64_t sy,
     double gain, double slope, double clamp, bool flip_filter, bool write_signs)
 {
-    auto empty_u8 = torch::empty({0}, x.options().dtype(torch::kUInt8));
+    auto empty_u8 = at::empty({0}, x.options().dtype(at::kByte));
     const bool read = si.numel() > 0;
-    const bool handled = x.device().is_cpu() && x.dim() == 4 && (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kDouble)
+    const bool handled = x.device().is_cpu() && x.dim() == 4 && (x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble)
                          && fu.dim() == 1 && fd.dim() == 1 && up >= 1 && down >= 1 && (read || gain > 0);
     if (!handled)
-        return std::make_tuple(torch::Tensor(), empty_u8, -1);
+        return std::make_tuple(at::Tensor(), empty_u8, -1);
     TORCH_CHECK(b.numel() == 0 || (b.dim() == 1 && b.size(0) == x.size(1)), "filtered_lrelu (CPU kernel): b must have C = ", x.size(1), " elements");
     Geometry g;
     g.planes = x.size(0) * x.size(1); g.channels = x.size(1); g.h = x.size(2); g.w = x.size(3);
@@ -257,7 +228,7 @@ std::tuple<torch::Tensor, torch::Tensor, int> filtered_lrelu(
     g.out_h = (g.mid_h - g.kd) / down + 1;
     g.out_w = (g.mid_w - g.kd) / down + 1;
     TORCH_CHECK(g.mid_h >= g.kd && g.mid_w >= g.kd, "filtered_lrelu (CPU kernel): padding leaves an empty output");
-    TORCH_CHECK(!read || (si.scalar_type() == torch::kUInt8 && si.dim() == 4 && si.size(0) == x.size(0) && si.size(1) == x.size(1)),
+    TORCH_CHECK(!read || (si.scalar_type() == at::kByte && si.dim() == 4 && si.size(0) == x.size(0) && si.size(1) == x.size(1)),
                 "filtered_lrelu (CPU kernel): si must be uint8 [N, C, H, W/4] with the N and C of x");
     g.sx = sx; g.sy = sy;
     g.hs = read ? si.size(2) : 0;
@@ -271,8 +242,8 @@ std::tuple<torch::Tensor, torch::Tensor, int> filtered_lrelu(
     auto gd = (flip_filter ? fd : fd.flip(0)).to(opts).contiguous();
     auto bb = b.numel() ? b.to(opts).contiguous() : b;
     auto sic = read ? si.contiguous() : si;
-    auto y = torch::empty({x.size(0), x.size(1), g.out_h, g.out_w}, opts);
-    auto so = mode == MODE_WRITE ? torch::empty({x.size(0), x.size(1), g.mid_h, g.sign_bytes}, opts.dtype(torch::kUInt8)) : empty_u8;
+    auto y = at::empty({x.size(0), x.size(1), g.out_h, g.out_w}, opts);
+    auto so = mode == MODE_WRITE ? at::empty({x.size(0), x.size(1), g.mid_h, g.sign_bytes}, opts.dtype(at::kByte)) : empty_u8;
     const double scale = gain * double(up * up);  // gain * lrelu(t) = lrelu(gain * t) for gain > 0; read mode is linear.
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "filtered_lrelu_cpu", [&] {
         run_planes<scalar_t>(g, mode, x.data_ptr<scalar_t>(), gu.data_ptr<scalar_t>(), gd.data_ptr<scalar_t>(),
@@ -281,10 +252,4 @@ std::tuple<torch::Tensor, torch::Tensor, int> filtered_lrelu(
                              y.data_ptr<scalar_t>());
     });
     return std::make_tuple(y, so, 0);
-}
-
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m)
-{
-    m.def("filtered_lrelu", &filtered_lrelu, "filtered_lrelu for separable filters on CPU tensors (docs/kernels.md)",
-          py::call_guard<py::gil_scoped_release>()); // Other Python threads run meanwhile, as during aten ops.
 }

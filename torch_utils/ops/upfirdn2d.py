@@ -11,13 +11,16 @@
 # The reference kernel is fast on CPU without changing the maths (docs/ops.md): upsampling is done
 # polyphase (one short filter per output phase, applied to the input itself, instead of filtering a
 # zero-stuffed image), downsampling is a strided convolution (only the kept outputs are computed), and
-# separable filters run as two 1-D passes.
+# separable filters run as two 1-D passes. Under impl='cuda', CPU calls with a separable filter run the
+# compiled CPU plugin first (upfirdn2d_cpu.cpp, loaded by cpu_kernels.py), which declines the rest.
 
 import functools
 
 import numpy as np
 import torch
 from torch.nn import functional as F
+
+from . import cpu_kernels
 
 #----------------------------------------------------------------------------
 # Argument parsing and validation.
@@ -136,7 +139,8 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1, impl='cu
         padding:     int, [px, py] or [x0, x1, y0, y1].
         flip_filter: False = convolution, True = correlation.
         gain:        Overall scaling of the result.
-        impl:        'cuda' (the CUDA kernel for CUDA tensors; CPU tensors use the reference) or 'ref'.
+        impl:        'cuda' (the CUDA kernel for CUDA tensors; CPU tensors: the CPU plugin for separable
+                     filters, else the reference) or 'ref'.
 
     Returns:
         Tensor [N, C, out_h, out_w] of x's dtype.
@@ -162,6 +166,10 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1, impl='cu
     if impl == 'cuda' and _cpu_training(x, f):
         fn = _upfirdn2d_function(upx, upy, downx, downy, px0, px1, py0, py1, bool(flip_filter), gain, cpu_kernel)
         return fn.apply(x, _as_kernel_filter(f, x))
+    if impl == 'cuda' and _cpu_inference(x, f):
+        y = _cpu_plugin_call(x, _as_kernel_filter(f, x), upx, upy, downx, downy, px0, px1, py0, py1, bool(flip_filter), gain)
+        if y is not None:
+            return y
     return _upfirdn2d_ref(x, f, upx, upy, downx, downy, px0, px1, py0, py1, bool(flip_filter), gain)
 
 def _cpu_training(x, f):
@@ -169,6 +177,19 @@ def _cpu_training(x, f):
     # backward is the adjoint upfirdn2d on the same banded passes (docs/ops.md, "CPU training").
     return (x.device.type == 'cpu' and torch.is_grad_enabled() and x.requires_grad
             and (f is None or not f.requires_grad) and x.dtype in (torch.float32, torch.float64))
+
+def _cpu_inference(x, f):
+    # A CPU call that needs no gradient: the compiled CPU plugin where it applies.
+    return x.device.type == 'cpu' and not (torch.is_grad_enabled() and (x.requires_grad or (f is not None and f.requires_grad)))
+
+def _cpu_plugin_call(x, f, upx, upy, downx, downy, px0, px1, py0, py1, flip, gain):
+    # y from the CPU plugin, or None where it is not built or declines the call (2-D filters that are
+    # not outer products, dtypes other than float32/float64).
+    plugin = cpu_kernels.load_cpu_plugin()
+    if plugin is None:
+        return None
+    y, rc = plugin.upfirdn2d(x, f, upx, upy, downx, downy, px0, px1, py0, py1, flip, gain)
+    return y if rc >= 0 else None
 
 def _identity_filter(device):
     return torch.full([1, 1], 1.0, dtype=torch.float32, device=device)
@@ -396,10 +417,14 @@ def _separable_factors(f):
     return v, h
 
 def _upfirdn2d_cpu_kernel(x, f, upx, upy, downx, downy, padx0, padx1, pady0, pady1, flip, gain):
-    # The reference kernel, with an outer-product 2-D filter run as its two 1-D banded passes (GEMMs)
-    # instead of one depthwise convolution. The result is detached from the view it may be of (the passes
-    # return slices): autograd forbids modifying a view made inside a Function in place, and StyleGAN2
-    # adds its noise in place. detach() shares the storage, so nothing is copied.
+    # The compiled CPU plugin where it builds and accepts the filter; else the reference kernel, with an
+    # outer-product 2-D filter run as its two 1-D banded passes (GEMMs) instead of one depthwise
+    # convolution. The result is detached from the view it may be of (the passes return slices): autograd
+    # forbids modifying a view made inside a Function in place, and StyleGAN2 adds its noise in place.
+    # detach() shares the storage, so nothing is copied.
+    y = _cpu_plugin_call(x, f, upx, upy, downx, downy, padx0, padx1, pady0, pady1, flip, gain)
+    if y is not None:
+        return y
     factors = _separable_factors(f)
     if factors is None:
         y = _upfirdn2d_kernel(x, f, upx, upy, downx, downy, padx0, padx1, pady0, pady1, flip, gain)
@@ -410,7 +435,8 @@ def _upfirdn2d_cpu_kernel(x, f, upx, upy, downx, downy, padx0, padx1, pady0, pad
     return y.detach()
 
 class CpuKernel:
-    """The upfirdn2d entry point for CPU training: the reference kernel, outer-product filters split."""
+    """The upfirdn2d entry point for CPU training: the CPU plugin, else the reference kernel with
+    outer-product filters split."""
     upfirdn2d = staticmethod(_upfirdn2d_cpu_kernel)
 
 cpu_kernel = CpuKernel()

@@ -1,0 +1,85 @@
+// FIR passes on one plane, shared by the CPU plugin's kernels (filtered_lrelu_cpu.cpp,
+// upfirdn2d_cpu.cpp). A pass along the height of a row-major plane is a combination of whole rows (the
+// form a compiler vectorises); a pass along the width runs on a transposed copy.
+
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+namespace fundus_cpu {
+
+using i64 = int64_t;
+
+// out[o, :] = scale * sum_k g[k] * z[o * down + k, :] for o < M, where z is the input [L, W] with up-1
+// zero rows inserted after each row and p0 zero rows before it (negative p0 crops); only the taps that
+// land on a real input row are computed.
+template <class T>
+inline void fir_rows(const T* __restrict__ in, i64 L, i64 W, const T* g, i64 K, i64 up, i64 down, i64 p0, T scale,
+                     T* __restrict__ out, i64 M)
+{
+    for (i64 o = 0; o < M; o++) {
+        T* __restrict__ dst = out + o * W;
+        for (i64 j = 0; j < W; j++)
+            dst[j] = T(0);
+        const i64 base = o * down - p0;              // Row of z under tap 0.
+        const i64 phase = ((base % up) + up) % up;
+        for (i64 k = phase == 0 ? 0 : up - phase; k < K; k += up) {
+            const i64 i = (base + k) / up;           // Exact: base + k is a multiple of up.
+            if (i < 0 || i >= L)
+                continue;
+            const T* __restrict__ src = in + i * W;
+            const T c = g[k] * scale;
+            for (i64 j = 0; j < W; j++)
+                dst[j] += c * src[j];
+        }
+    }
+}
+
+#if defined(__AVX2__)
+// One 8 x 8 float tile: out[j * ld_out + i] = in[i * ld_in + j] for i, j < 8.
+inline void transpose8x8(const float* in, i64 ld_in, float* out, i64 ld_out)
+{
+    __m256 r[8], t[8], u[8];
+    for (int i = 0; i < 8; i++)
+        r[i] = _mm256_loadu_ps(in + i * ld_in);
+    for (int i = 0; i < 8; i += 2) {                 // Interleave row pairs.
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4)                   // Four-row groups of each column, per 128-bit half.
+        for (int k = 0; k < 2; k++) {
+            u[i + 2 * k] = _mm256_shuffle_ps(t[i + k], t[i + k + 2], _MM_SHUFFLE(1, 0, 1, 0));
+            u[i + 2 * k + 1] = _mm256_shuffle_ps(t[i + k], t[i + k + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        }
+    for (int j = 0; j < 4; j++) {                    // Rows 0-3 and 4-7 of columns j and j + 4.
+        _mm256_storeu_ps(out + j * ld_out, _mm256_permute2f128_ps(u[j], u[j + 4], 0x20));
+        _mm256_storeu_ps(out + (j + 4) * ld_out, _mm256_permute2f128_ps(u[j], u[j + 4], 0x31));
+    }
+}
+#endif
+
+// [rows, cols] -> [cols, rows], in 8 x 8 tiles (AVX2 for float tiles that are whole).
+template <class T>
+inline void transpose(const T* __restrict__ in, i64 rows, i64 cols, T* __restrict__ out)
+{
+    for (i64 r0 = 0; r0 < rows; r0 += 8)
+        for (i64 c0 = 0; c0 < cols; c0 += 8) {
+#if defined(__AVX2__)
+            if (std::is_same<T, float>::value && r0 + 8 <= rows && c0 + 8 <= cols) {
+                transpose8x8(reinterpret_cast<const float*>(in) + r0 * cols + c0, cols,
+                             reinterpret_cast<float*>(out) + c0 * rows + r0, rows);
+                continue;
+            }
+#endif
+            for (i64 r = r0; r < std::min(rows, r0 + 8); r++)
+                for (i64 c = c0; c < std::min(cols, c0 + 8); c++)
+                    out[c * rows + r] = in[r * cols + c];
+        }
+}
+
+} // namespace fundus_cpu
