@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
+#include <vector>
 #if defined(__AVX2__)
 #include <immintrin.h>
 #endif
@@ -15,6 +16,79 @@ namespace fundus_cpu {
 
 using i64 = int64_t;
 
+// The rows one output row combines: src[t] = in + row * W and c[t] = tap * scale, t < n. Returns n.
+template <class T>
+inline i64 fir_taps(const T* in, i64 L, i64 W, const T* g, i64 K, i64 up, i64 down, i64 p0, T scale, i64 o,
+                    const T** src, T* c)
+{
+    const i64 base = o * down - p0;                  // Row of z under tap 0.
+    const i64 phase = ((base % up) + up) % up;
+    const i64 k0 = phase == 0 ? 0 : up - phase;
+    i64 n = 0;
+    for (i64 k = k0, i = (base + k0) / up; k < K; k += up, i++) { // Exact: base + k0 is a multiple of up.
+        if (i < 0 || i >= L)
+            continue;
+        src[n] = in + i * W;
+        c[n++] = g[k] * scale;
+    }
+    return n;
+}
+
+#if defined(__AVX2__)
+// combine_rows for B = 8 * R float columns from column j: R independent accumulators, enough to keep both
+// FMA units busy (latency 4) when R = 8.
+template <int R>
+inline void combine_block(const float* const* s, const float* c, i64 n, i64 j, float* d)
+{
+    __m256 a[R];
+    for (int r = 0; r < R; r++)
+        a[r] = _mm256_setzero_ps();
+    for (i64 t = 0; t < n; t++) {
+        const __m256 ct = _mm256_set1_ps(c[t]);
+        for (int r = 0; r < R; r++)
+            a[r] = _mm256_fmadd_ps(ct, _mm256_loadu_ps(s[t] + j + 8 * r), a[r]);
+    }
+    for (int r = 0; r < R; r++)
+        _mm256_storeu_ps(d + j + 8 * r, a[r]);
+}
+#endif
+
+// dst[j] = sum over t < n of c[t] * src[t][j] for j < W, summed in the order of t.
+template <class T>
+inline void combine_rows(const T* const* src, const T* c, i64 n, i64 W, T* __restrict__ dst)
+{
+    i64 j0 = 0;
+#if defined(__AVX2__)
+    if (std::is_same<T, float>::value) {
+        const float* const* s = reinterpret_cast<const float* const*>(src);
+        const float* cf = reinterpret_cast<const float*>(c);
+        float* d = reinterpret_cast<float*>(dst);
+        for (; j0 + 64 <= W; j0 += 64)
+            combine_block<8>(s, cf, n, j0, d);
+        if (j0 + 32 <= W) {
+            combine_block<4>(s, cf, n, j0, d);
+            j0 += 32;
+        }
+        for (; j0 + 8 <= W; j0 += 8)
+            combine_block<1>(s, cf, n, j0, d);
+        if (j0 < W) {                                // The last W - j0 < 8 columns, masked.
+            const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+            const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(W - j0)), lanes);
+            __m256 a = _mm256_setzero_ps();
+            for (i64 t = 0; t < n; t++)
+                a = _mm256_fmadd_ps(_mm256_set1_ps(cf[t]), _mm256_maskload_ps(s[t] + j0, mask), a);
+            _mm256_maskstore_ps(d + j0, mask, a);
+            return;
+        }
+    }
+#endif
+    for (i64 j = j0; j < W; j++)
+        dst[j] = T(0);
+    for (i64 t = 0; t < n; t++)
+        for (i64 j = j0; j < W; j++)
+            dst[j] += c[t] * src[t][j];
+}
+
 // out[o, :] = scale * sum_k g[k] * z[o * down + k, :] for o < M, where z is the input [L, W] with up-1
 // zero rows inserted after each row and p0 zero rows before it (negative p0 crops); only the taps that
 // land on a real input row are computed.
@@ -22,21 +96,11 @@ template <class T>
 inline void fir_rows(const T* __restrict__ in, i64 L, i64 W, const T* g, i64 K, i64 up, i64 down, i64 p0, T scale,
                      T* __restrict__ out, i64 M)
 {
+    std::vector<const T*> src(K);
+    std::vector<T> c(K);
     for (i64 o = 0; o < M; o++) {
-        T* __restrict__ dst = out + o * W;
-        for (i64 j = 0; j < W; j++)
-            dst[j] = T(0);
-        const i64 base = o * down - p0;              // Row of z under tap 0.
-        const i64 phase = ((base % up) + up) % up;
-        for (i64 k = phase == 0 ? 0 : up - phase; k < K; k += up) {
-            const i64 i = (base + k) / up;           // Exact: base + k is a multiple of up.
-            if (i < 0 || i >= L)
-                continue;
-            const T* __restrict__ src = in + i * W;
-            const T c = g[k] * scale;
-            for (i64 j = 0; j < W; j++)
-                dst[j] += c * src[j];
-        }
+        const i64 n = fir_taps(in, L, W, g, K, up, down, p0, scale, o, src.data(), c.data());
+        combine_rows(src.data(), c.data(), n, W, out + o * W);
     }
 }
 

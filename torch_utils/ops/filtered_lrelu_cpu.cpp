@@ -37,12 +37,22 @@ using fundus_cpu::transpose;
 // The activation on one row of a plane (the FIR passes are in cpu_fir.h).
 
 // Bit k of m to bit 2k (k < 8): eight 1-bit flags as eight 2-bit codes.
-static inline uint32_t spread8(uint32_t m)
+static constexpr uint16_t spread8(uint32_t m)
 {
     m = (m | (m << 4)) & 0x0F0Fu;
     m = (m | (m << 2)) & 0x3333u;
-    return (m | (m << 1)) & 0x5555u;
+    return uint16_t((m | (m << 1)) & 0x5555u);
 }
+
+// spread8 of every byte, looked up in the activation's inner loop.
+struct SpreadTable {
+    uint16_t codes[256];
+    constexpr SpreadTable() : codes() {
+        for (int m = 0; m < 256; m++)
+            codes[m] = spread8(uint32_t(m));
+    }
+};
+static constexpr SpreadTable kSpread;
 
 #if defined(__AVX2__)
 // activate_row's main loop for float rows, eight lanes at a time (the same operations, so the same
@@ -50,17 +60,18 @@ static inline uint32_t spread8(uint32_t m)
 static i64 activate_avx2(float* t, i64 w, float slope, float c, uint8_t* signs, bool& over)
 {
     const __m256 zero = _mm256_setzero_ps(), s = _mm256_set1_ps(slope), hi = _mm256_set1_ps(c), lo = _mm256_set1_ps(-c);
+    const bool clamped = c < std::numeric_limits<float>::infinity();
     __m256 out = zero;
     i64 j0 = 0;
     for (; j0 + 8 <= w; j0 += 8) {
         const __m256 v = _mm256_loadu_ps(t + j0);
         const __m256 a = _mm256_add_ps(_mm256_max_ps(zero, v), _mm256_mul_ps(s, _mm256_min_ps(zero, v))); // NaN stays NaN.
-        out = _mm256_or_ps(out, _mm256_or_ps(_mm256_cmp_ps(a, hi, _CMP_GT_OQ), _mm256_cmp_ps(a, lo, _CMP_LT_OQ)));
+        if (clamped)
+            out = _mm256_or_ps(out, _mm256_or_ps(_mm256_cmp_ps(a, hi, _CMP_GT_OQ), _mm256_cmp_ps(a, lo, _CMP_LT_OQ)));
         _mm256_storeu_ps(t + j0, a);
-        if (signs) {
-            const uint32_t codes = spread8(uint32_t(_mm256_movemask_ps(_mm256_cmp_ps(v, zero, _CMP_LT_OQ))));
-            signs[j0 / 4] = uint8_t(codes);
-            signs[j0 / 4 + 1] = uint8_t(codes >> 8);
+        if (signs) {                            // x86 is little-endian: elements 0-3 go to the first byte.
+            const uint16_t codes = kSpread.codes[_mm256_movemask_ps(_mm256_cmp_ps(v, zero, _CMP_LT_OQ))];
+            std::memcpy(signs + j0 / 4, &codes, 2);
         }
     }
     over = over || _mm256_movemask_ps(out) != 0;
@@ -93,7 +104,7 @@ static void activate_row(T* __restrict__ t, i64 w, T slope, double clamp, uint8_
             t[j0 + k] = a;
         }
         if (signs) {
-            const uint32_t codes = spread8(neg_mask);
+            const uint32_t codes = kSpread.codes[neg_mask];
             signs[j0 / 4] = uint8_t(codes);
             if (j0 / 4 + 1 < sign_bytes)
                 signs[j0 / 4 + 1] = uint8_t(codes >> 8);
@@ -182,9 +193,9 @@ static void run_planes(const Geometry g, Mode mode, const T* x, const T* gu, con
         for (i64 p = begin; p < end; p++) {
             const T* xp = x + p * g.h * g.w;
             const T bias = b ? b[p % g.channels] : T(0);
-            for (i64 r = 0; r < g.h; r++)                         // x + b, transposed: [w, h].
-                for (i64 c = 0; c < g.w; c++)
-                    xt[c * g.h + r] = xp[r * g.w + c] + bias;
+            transpose(xp, g.h, g.w, xt.data());                   // x + b, transposed: [w, h].
+            for (i64 i = 0; i < g.w * g.h; i++)
+                xt[i] += bias;
             fir_rows(xt.data(), g.w, g.h, gu, g.ku, g.up, 1, g.px0, scale, wide_t.data(), g.mid_w);
             transpose(wide_t.data(), g.mid_w, g.h, wide.data());  // [h, mid_w]
             fir_rows(wide.data(), g.h, g.mid_w, gu, g.ku, g.up, 1, g.py0, T(1), mid.data(), g.mid_h);
