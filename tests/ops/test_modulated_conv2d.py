@@ -39,9 +39,13 @@ def _present(*tensors):
 
 #----------------------------------------------------------------------------
 
+@pytest.mark.parametrize('dx_path', ['grouped', 'per_sample'])
 @pytest.mark.parametrize('gain_shape', GAIN_SHAPES)
 @pytest.mark.parametrize('demodulate', [True, False])
-def test_gradcheck_fp64(demodulate, gain_shape):
+def test_gradcheck_fp64(demodulate, gain_shape, dx_path, monkeypatch):
+    # Both input-gradient paths: small inputs take the grouped call, so a zero limit forces the loop.
+    if dx_path == 'per_sample':
+        monkeypatch.setattr(mc, '_GROUPED_DX_BYTES', 0)
     inputs = _present(*_inputs(gain_shape))
     f = _op(demodulate, padding=[2, 1])
     assert _takes_function(f(*inputs))
@@ -140,6 +144,22 @@ def test_per_sample_input_grad_equals_the_grouped_call():
     ref = mc._grouped_conv_grads(dy, x, kernels, (2, 3), True, False)[0]
     assert got.shape == ref.shape
     assert (got - ref).abs().max().item() <= 1e-12 * ref.abs().max().item()
+
+def test_input_grad_takes_the_grouped_call_up_to_the_limit(monkeypatch):
+    # x of exactly _GROUPED_DX_BYTES goes grouped; one more row goes one sample at a time.
+    taken = []
+    for name in ('_grouped_conv_grads', '_per_sample_input_grad'):
+        real = getattr(mc, name)
+        monkeypatch.setattr(mc, name, lambda *a, _real=real, _name=name: taken.append(_name) or _real(*a))
+    monkeypatch.setattr(mc, '_GROUPED_DX_BYTES', 2 * 3 * 8 * 6 * 4) # [2, 3, 8, 6] in fp32.
+    gen = torch.Generator().manual_seed(5)
+    kernels = torch.randn([2 * 4, 3, 3, 3], generator=gen)
+    for rows, expected in [(8, '_grouped_conv_grads'), (9, '_per_sample_input_grad')]:
+        x = torch.randn([2, 3, rows, 6], generator=gen)
+        dy = torch.randn([1, 2 * 4, rows - 2, 4], generator=gen)
+        taken.clear()
+        dx = mc._input_grad(dy, x, kernels, (0, 0))
+        assert taken == [expected] and dx.shape == x.shape
 
 @pytest.mark.parametrize('grad_kind', ['sum', 'transposed'])
 def test_strided_output_gradients(grad_kind):

@@ -146,6 +146,16 @@ def _per_sample_input_grad(dy, x, kernels, padding):
         del dx_n # Free this sample's result before the next sample's convolution.
     return dx
 
+_GROUPED_DX_BYTES = 2 << 20 # Inputs up to this size take the grouped input gradient (faster when it fits in cache).
+
+def _input_grad(dy, x, kernels, padding):
+    # On the demo's [8, 32, H, H] layers the grouped call is 2-3x faster up to H = 42 (1.8 MB) and the
+    # per-sample loop 1.6-1.8x faster from H = 50 (2.6 MB) on (docs/benchmarks.md); large inputs also
+    # need the loop's smaller temporaries.
+    if x.numel() * x.element_size() <= _GROUPED_DX_BYTES:
+        return _grouped_conv_grads(dy, x, kernels, padding, True, False)[0]
+    return _per_sample_input_grad(dy, x, kernels, padding)
+
 _TAP_CHUNK = 4096 # Elements of the flattened padded rows per GEMM, rounded down to whole rows.
 
 def _tap_kernel_grads(dy, x, kernel_size, padding):
@@ -233,7 +243,7 @@ def _modconv_function(demodulate, padding, prescale):
         if need_x:
             with torch.no_grad():
                 kernels = per_sample_kernels(w, s, demodulate, input_gain, prescale, x.dtype)
-            dx = _per_sample_input_grad(dy, x, kernels, padding)
+            dx = _input_grad(dy, x, kernels, padding)
             del kernels
         if need_w or need_s or need_g:
             dk = _tap_kernel_grads(dy, x, w.shape[2:], padding)
