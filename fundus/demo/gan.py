@@ -59,11 +59,11 @@ def make_training_config(demo, budget_kimg=100000):
     return c
 
 def cpu_kernel_note(demo):
-    # On the CPU: the compiled filtered_lrelu kernel, built (once per machine, 30-42 s on 2 cores) before the
+    # On the CPU: the compiled CPU plugin, built (once per machine, about 50 s on 2 cores) before the
     # first timed tick rather than inside it.
     if demo.device != 'cpu':
         return ''
-    demo.echo('      the CPU filtered_lrelu kernel: loading (the first run on a machine compiles it)...')
+    demo.echo('      the CPU plugin (filtered_lrelu, upfirdn2d): loading (the first run on a machine compiles it)...')
     return '; CPU plugin' if cpu_kernels.load_cpu_plugin() is not None else '; no CPU plugin (PyTorch CPU path)'
 
 def train_network(demo):
