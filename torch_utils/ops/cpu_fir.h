@@ -1,6 +1,7 @@
 // FIR passes on one plane, shared by the CPU plugin's kernels (filtered_lrelu_cpu.cpp,
-// upfirdn2d_cpu.cpp). A pass along the height of a row-major plane is a combination of whole rows (the
-// form a compiler vectorises); a pass along the width runs on a transposed copy.
+// upfirdn2d_cpu.cpp). A pass along the height of a row-major plane is a combination of whole rows (with
+// AVX2, up to 64 columns of an output row held in registers while every tap is added); a pass along the
+// width runs on a transposed copy.
 
 #pragma once
 
