@@ -59,31 +59,25 @@ def backward_args(args, y, so):
     return (dy, fd, fu, torch.empty([0], dtype=y.dtype), so, down, up, *padding, sxb, syb, gain * up * up / (down * down),
             slope, -1.0, not flip, False)
 
-def captured_upfirdn2d_calls(D, batch, c_dim):
-    # Kernel arguments of every upfirdn2d kernel call of one D forward+backward with a gradient for the
-    # images (the training path: forward calls, then the backward's adjoint calls).
-    calls, real = [], upfirdn2d._cpu_plugin_call
-    def spy(*args):
+def captured_upfirdn2d_calls(plugin, D, batch, c_dim):
+    # Arguments of every call to the plugin's upfirdn2d during one D forward+backward with a gradient for
+    # the images (the training path: forward calls, then the backward's adjoint calls).
+    calls = []
+    def upfirdn2d_spy(*args):
         calls.append(tuple(a.detach().clone() if torch.is_tensor(a) else a for a in args))
-        return real(*args)
-    upfirdn2d._cpu_plugin_call = spy
-    try:
-        gen = torch.Generator().manual_seed(0)
-        img = torch.randn([batch, D.img_channels, D.img_resolution, D.img_resolution], generator=gen).requires_grad_(True)
-        c = torch.eye(c_dim)[torch.arange(batch) % c_dim]
+        return plugin.upfirdn2d(*args)
+    spy = type('Spy', (), dict(filtered_lrelu=staticmethod(plugin.filtered_lrelu), upfirdn2d=staticmethod(upfirdn2d_spy)))
+    gen = torch.Generator().manual_seed(0)
+    img = torch.randn([batch, D.img_channels, D.img_resolution, D.img_resolution], generator=gen).requires_grad_(True)
+    c = torch.eye(c_dim)[torch.arange(batch) % c_dim]
+    with cpu_kernels.plugin_loader(lambda: spy):
         D(img, c).sum().backward()
-    finally:
-        upfirdn2d._cpu_plugin_call = real
     return calls
 
 def _upfirdn2d_without_plugin(*args):
-    # cpu_kernel's upfirdn2d with the plugin declining: the reference kernel, outer products split.
-    real = upfirdn2d._cpu_plugin_call
-    upfirdn2d._cpu_plugin_call = lambda *_: None
-    try:
-        return upfirdn2d._upfirdn2d_cpu_kernel(*args)
-    finally:
-        upfirdn2d._cpu_plugin_call = real
+    # cpu_kernel's upfirdn2d with no plugin: the reference kernel, outer-product filters split.
+    with cpu_kernels.plugin_loader(lambda: None):
+        return upfirdn2d.cpu_kernel.upfirdn2d(*args)
 
 def demo_networks():
     # The G and D the demo trains (bench/train.py --demo's config: train.py's resolved options with the
@@ -111,18 +105,18 @@ def filtered_lrelu_table(plugin, G, batch, reps):
     print(f'forward+backward: blocked {total[0] + total[2]:.1f} ms, plugin {total[1] + total[3]:.1f} ms, '
           f'{(total[0] + total[2]) / (total[1] + total[3]):.2f}x')
 
-def upfirdn2d_table(D, batch, reps):
+def upfirdn2d_table(plugin, D, batch, reps):
     # One row per distinct call (shape, filter size, factors, padding), with how often D's step makes it.
     print('| input | filter | up/down | calls | without plugin | plugin |')
     print('|---|---|---|---:|---:|---:|')
     rows = {}
-    for args in captured_upfirdn2d_calls(D, batch, D.c_dim):
+    for args in captured_upfirdn2d_calls(plugin, D, batch, D.c_dim):
         key = (tuple(args[0].shape), tuple(args[1].shape), args[2:12])
         rows.setdefault(key, [args, 0])[1] += 1
     total = np.zeros(2)
     for (shape, fshape, geometry), (args, count) in rows.items():
         row = [time_call(lambda k=k: k(*args), torch.device('cpu'), reps)[0] * 1e3
-               for k in (_upfirdn2d_without_plugin, upfirdn2d._cpu_plugin_call)]
+               for k in (_upfirdn2d_without_plugin, lambda *a: plugin.upfirdn2d(*a)[0])]
         total += np.array(row) * count
         upx, upy, downx, downy = geometry[:4]
         print(f'| {list(shape)} | {list(fshape)} | {upx}x{upy}/{downx}x{downy} | {count} | ' + ' | '.join(f'{t:.2f}' for t in row) + ' |')
@@ -150,7 +144,7 @@ def main(op, batch, reps, threads):
     if op == 'filtered_lrelu':
         filtered_lrelu_table(plugin, G, batch, reps)
     else:
-        upfirdn2d_table(D, batch, reps)
+        upfirdn2d_table(plugin, D, batch, reps)
 
 if __name__ == '__main__':
     main()

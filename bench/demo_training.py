@@ -1,5 +1,6 @@
 """The demo's stage 2 alone: kimg trained from scratch in a fixed budget of seconds, the figure of issue 18's
-"kimg in its budget" target. Results go to docs/benchmarks.md ("The CPU plugin").
+"kimg in its budget" target. Results go to docs/benchmarks.md ("The CPU plugin's upfirdn2d and faster FIR
+passes").
 
     python bench/demo_training.py --seconds=147                 # in this tree
     cd <older checkout> && python <this tree>/bench/demo_training.py --seconds=147   # in another one
@@ -21,8 +22,11 @@ import click
 import torch
 
 sys.path.insert(0, os.getcwd()) # The tree under test: the current directory's, not this file's.
-from fundus.data import build as data_build # pylint: disable=wrong-import-position
-from training import launch, run_dir # pylint: disable=wrong-import-position
+try:
+    from fundus.data import build as data_build # pylint: disable=wrong-import-position
+    from training import launch, run_dir # pylint: disable=wrong-import-position
+except ImportError as e:
+    sys.exit(f'bench/demo_training.py: run it from the root of a fundus-stylegan3 checkout ({os.getcwd()!r}: {e})')
 try:
     from fundus.demo.config import cpu_config # pylint: disable=wrong-import-position
     from fundus.demo.gan import make_training_config # pylint: disable=wrong-import-position

@@ -59,7 +59,7 @@ def make_training_config(demo, budget_kimg=100000):
     return c
 
 def cpu_kernel_note(demo):
-    # On the CPU: the compiled CPU plugin, built (once per machine, about 50 s on 2 cores) before the
+    # On the CPU: the compiled CPU plugin, built (once per machine, 40-53 s on 2 cores) before the
     # first timed tick rather than inside it.
     if demo.device != 'cpu':
         return ''

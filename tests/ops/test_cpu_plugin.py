@@ -278,14 +278,13 @@ def test_bench_script_times_every_separable_call_of_the_demo_generator():
     assert 'forward+backward: blocked' in result.output
 
 def test_bench_script_times_the_discriminators_upfirdn2d_calls():
-    # Forward and adjoint calls of one D step, grouped by geometry; the plugin hook is restored after.
+    # Forward and adjoint calls of one D step, grouped by geometry; the plugin loader is restored after.
     from click.testing import CliRunner
     from bench import cpu_plugin as bench_cpu_plugin
-    built_cpu_plugin()
-    hook = upfirdn2d._cpu_plugin_call
+    plugin = built_cpu_plugin()
     result = CliRunner().invoke(bench_cpu_plugin.main, ['--op=upfirdn2d', '--batch=1', '--reps=1', '--threads=1'])
     assert result.exit_code == 0, result.output
-    assert upfirdn2d._cpu_plugin_call is hook
+    assert cpu_kernels.load_cpu_plugin() is plugin
     rows = [line.split('|') for line in result.output.splitlines() if line.startswith('| [1, ')]
     factors = {row[3].strip() for row in rows}
     assert {'1x1/2x2', '2x2/1x1'} <= factors # D's downsampling forward and its adjoint (an upsampling).

@@ -36,8 +36,8 @@ inline i64 fir_taps(const T* in, i64 L, i64 W, const T* g, i64 K, i64 up, i64 do
 }
 
 #if defined(__AVX2__)
-// combine_rows for B = 8 * R float columns from column j: R independent accumulators, enough to keep both
-// FMA units busy (latency 4) when R = 8.
+// combine_rows for 8 * R float columns from column j, in R independent accumulators (R = 8 covers two FMA
+// units of latency 4; the harness of docs/benchmarks.md timed R = 8 and R = 4 alike on the AVX2 EPYC).
 template <int R>
 inline void combine_block(const float* const* s, const float* c, i64 n, i64 j, float* d)
 {
@@ -97,11 +97,15 @@ template <class T>
 inline void fir_rows(const T* __restrict__ in, i64 L, i64 W, const T* g, i64 K, i64 up, i64 down, i64 p0, T scale,
                      T* __restrict__ out, i64 M)
 {
-    std::vector<const T*> src(K);
-    std::vector<T> c(K);
+    const T* src_stack[64];                          // Per-row tap lists: on the stack for the networks'
+    T c_stack[64];                                   // filters (at most 24 taps), on the heap beyond 64.
+    std::vector<const T*> src_heap(K > 64 ? K : 0);
+    std::vector<T> c_heap(K > 64 ? K : 0);
+    const T** src = K > 64 ? src_heap.data() : src_stack;
+    T* c = K > 64 ? c_heap.data() : c_stack;
     for (i64 o = 0; o < M; o++) {
-        const i64 n = fir_taps(in, L, W, g, K, up, down, p0, scale, o, src.data(), c.data());
-        combine_rows(src.data(), c.data(), n, W, out + o * W);
+        const i64 n = fir_taps(in, L, W, g, K, up, down, p0, scale, o, src, c);
+        combine_rows(src, c, n, W, out + o * W);
     }
 }
 

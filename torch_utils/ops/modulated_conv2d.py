@@ -149,8 +149,8 @@ def _per_sample_input_grad(dy, x, kernels, padding):
 _GROUPED_DX_BYTES = 2 << 20 # Inputs up to this size take the grouped input gradient (faster when it fits in cache).
 
 def _input_grad(dy, x, kernels, padding):
-    # On the demo's [8, 32, H, H] layers the grouped call is 2-3x faster up to H = 42 (1.8 MB) and the
-    # per-sample loop 1.6-1.8x faster from H = 50 (2.6 MB) on (docs/benchmarks.md); large inputs also
+    # On the demo's [8, 32, H, H] layers the grouped call is 1.7-3x faster up to H = 42 (1.8 MB) and the
+    # per-sample loop 1.5-1.8x faster from H = 50 (2.6 MB) on (docs/benchmarks.md); large inputs also
     # need the loop's smaller temporaries.
     if x.numel() * x.element_size() <= _GROUPED_DX_BYTES:
         return _grouped_conv_grads(dy, x, kernels, padding, True, False)[0]
