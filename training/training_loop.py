@@ -386,10 +386,10 @@ def training_loop(
     tensorboard             = True,     # Write tfevents when torch.utils.tensorboard imports.
     progress_fn             = None,     # Called as progress_fn(cur_nimg, total_nimg) at every tick.
     tick_fn                 = None,     # Called as tick_fn(EasyDict(cur_nimg, cur_tick, run_dir, snapshot_pkl, losses, augment_p)) at every tick.
-    stop_fn                 = None,     # Polled before every step; True writes a training state and ends the run.
+    stop_fn                 = None,     # Polled before every step; True ends the run as Ctrl-C does (grid, snapshot, state).
     options                 = None,     # The resolved configuration stored in training states.
 ):
-    """Train G and D; returns EasyDict(cur_nimg, cur_tick, snapshot_pkl, state_path, interrupted).
+    """Train G and D; returns EasyDict(cur_nimg, cur_tick, snapshot_pkl, snapshot_nimg, state_path, interrupted).
 
     Raises TrainingDivergedError when a loss or weight becomes non-finite.
     """
@@ -529,10 +529,11 @@ def _run(s, interrupt, logger):
     now = time.time()
     clock = _TickClock(start=now, tick_start=now)
     tick_terms = dict()
-    result = dnnlib.EasyDict(snapshot_pkl=None, state_path=None, interrupted=False)
+    result = dnnlib.EasyDict(snapshot_pkl=None, snapshot_nimg=None, state_path=None, interrupted=False)
     log(f'Training for {c.total_kimg} kimg...')
     while True:
         if interrupt.agreed(s.device, c.stop_fn):
+            _write_stop_snapshots(s, result)
             result.state_path = _write_state(s, log)
             result.interrupted = True
             log(f'Interrupted at kimg {progress["cur_nimg"] / 1000:.3f}; training state written to {result.state_path}')
@@ -582,6 +583,7 @@ def _maintenance(s, stats, clock, tick_terms, tick_end, done, result, logger):
     network_snapshot = c.network_snapshot_ticks is not None and (done or tick % c.network_snapshot_ticks == 0)
     if network_snapshot:
         result.snapshot_pkl = os.path.join(c.run_dir, checkpoint.snapshot_filename(progress['cur_nimg']))
+        result.snapshot_nimg = progress['cur_nimg']
         if c.rank == 0:
             write_network_snapshot(result.snapshot_pkl, s.G, s.D, s.G_ema, s.augment_pipe, c.training_set_kwargs)
         _evaluate_metrics(s, result.snapshot_pkl)
@@ -593,6 +595,21 @@ def _maintenance(s, stats, clock, tick_terms, tick_end, done, result, logger):
         c.tick_fn(dnnlib.EasyDict(cur_nimg=progress['cur_nimg'], cur_tick=tick, run_dir=c.run_dir, losses=losses,
                                   snapshot_pkl=result.snapshot_pkl if network_snapshot else None, augment_p=augment_p))
     return network_snapshot
+
+def _write_stop_snapshots(s, result):
+    # A stopped run (stop_fn, Ctrl-C, SIGTERM) ends like a finished one: an image grid and a network
+    # snapshot of the weights it stops with, unless the last tick wrote that snapshot (no metrics: a
+    # stop should not wait for them). Runs may then snapshot rarely and still end with their latest model.
+    c, nimg = s.c, s.progress['cur_nimg']
+    if c.network_snapshot_ticks is None or result.snapshot_nimg == nimg:
+        return
+    path = os.path.join(c.run_dir, checkpoint.snapshot_filename(nimg))
+    if c.rank == 0:
+        if c.image_snapshot_ticks is not None:
+            fakes = generate_grid(s.G_ema, s.grid_z, s.grid_c, c.batch_gpu)
+            save_image_grid(fakes, os.path.join(c.run_dir, f'fakes{nimg // 1000:06d}.png'), drange=[-1, 1], grid_size=s.grid_size)
+        write_network_snapshot(path, s.G, s.D, s.G_ema, s.augment_pipe, c.training_set_kwargs)
+    result.snapshot_pkl, result.snapshot_nimg = path, nimg
 
 def _write_state(s, log):
     path = os.path.join(s.c.run_dir, checkpoint.state_filename(s.progress['cur_nimg']))

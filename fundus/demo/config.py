@@ -43,7 +43,8 @@ class DemoConfig:
     bootstrap:        int           # Bootstrap replicates for FID / KID / *_recon intervals (0 = none).
     images_per_grade: int = 8       # Seeds rendered per grade by generate.
     grid_size:        tuple = None  # (columns, rows) of the training snapshot grids; None = the loop's default.
-    image_ticks:      int = 1       # Write a fakes grid every this many ticks.
+    image_ticks:      int = 1       # Write a fakes grid every this many ticks (and when training stops).
+    snapshot_ticks:   int = 1       # Write a network snapshot + training state every this many ticks (and when training stops).
     workers:          int = 0       # DataLoader workers (0: load in the training process).
     detectors:        dict = None   # {name: detector}: injected detectors (tests); None = the real ones.
     # Stage 4: the encoder.
@@ -67,7 +68,7 @@ class DemoConfig:
 def cpu_config():
     return DemoConfig(name='cpu', resolution=64, num_images=200, cbase=2048, cmax=32, num_layers=6, margin_size=4,
                       z_dim=128, batch=8, gamma=0.25, tick_kimg=0.04, ada_kimg=4, metric_images=100, eq_samples=32,
-                      spectrum_images=100, bootstrap=20, grid_size=(8, 5), image_ticks=4)
+                      spectrum_images=100, bootstrap=20, grid_size=(8, 5), image_ticks=25, snapshot_ticks=25)
 
 def gpu_config():
     return DemoConfig(name='gpu', resolution=128, num_images=2000, cbase=16384, cmax=256, num_layers=14, margin_size=10,

@@ -40,8 +40,9 @@ def build_dataset(demo):
     return StageOutput(f'{what} {demo.zip_path}', [('phantom dataset (zip)', demo.zip_path)])
 
 #----------------------------------------------------------------------------
-# Stage 2: training until the stage's deadline. Ticks are short; every tick writes a snapshot, and the run
-# stops before the tick that would overrun (at least one tick, one step long, always runs).
+# Stage 2: training until the stage's deadline. Ticks are short and the run stops before the tick that would
+# overrun (at least one tick, one step long, always runs); the stop writes the final grid, snapshot and state
+# (the loop's stop rule), so grids and snapshots in between can be rare.
 
 def make_training_config(demo, budget_kimg=100000):
     """train.py's resolved config for the demo's network (config.make_config + the demo's size overrides)."""
@@ -52,7 +53,7 @@ def make_training_config(demo, budget_kimg=100000):
                            fp32=(demo.device == 'cpu'), workers=cfg.workers, device=demo.device)
     c.kimg_per_tick = cfg.tick_kimg
     c.image_snapshot_ticks = cfg.image_ticks
-    c.network_snapshot_ticks = 1
+    c.network_snapshot_ticks = cfg.snapshot_ticks
     c.grid_size = cfg.grid_size
     c.ada_kimg = cfg.ada_kimg
     c.tensorboard = False

@@ -11,8 +11,9 @@ from click.testing import CliRunner
 
 import train
 from tests.support import write_help_docs
+from torch_utils import persistence
 from tests.training import helpers
-from training import checkpoint, config, launch
+from training import checkpoint, config, launch, training_loop
 
 #----------------------------------------------------------------------------
 
@@ -141,3 +142,30 @@ def test_launch_callbacks_report_ticks_and_stop_writes_a_state(tmp_path):
     assert ticks[1].snapshot_pkl.endswith('network-snapshot-000000.pkl') and 'Dreal' in ticks[1].losses
     state = checkpoint.load_training_state(checkpoint.find_latest_state(run_dir))
     assert state["progress"]["cur_nimg"] == 12 # Stopped after the second tick, with a state to resume from.
+
+def test_stop_writes_the_final_grid_and_snapshot_when_the_last_tick_did_not(tmp_path):
+    # Snapshots every 100 ticks: only tick 0 writes one (kimg 0.004); the stop after tick 2 (kimg 0.020)
+    # adds a grid and a snapshot of the weights it stops with, equal to the state's G_ema.
+    c = helpers.tiny_config(helpers.make_dataset(str(tmp_path)), kimg=0.04, tick=0.008)
+    c.network_snapshot_ticks = c.image_snapshot_ticks = 100
+    ticks = []
+    run_dir = launch.launch_training(c, outdir=str(tmp_path / 'runs'), echo=lambda *_: None,
+                                     tick_fn=ticks.append, stop_fn=lambda: len(ticks) >= 3)
+    assert sorted(f for f in os.listdir(run_dir) if f.startswith('network-snapshot-')) == ['network-snapshot-000000.pkl']
+    state = checkpoint.load_training_state(checkpoint.find_latest_state(run_dir))
+    assert state['progress']['cur_nimg'] == 20
+    snapshot = os.path.join(run_dir, 'network-snapshot-000000.pkl') # Both at kimg 0: the stop's replaced tick 0's.
+    G_ema = persistence.load_network_pkl(snapshot)['G_ema']
+    for name, value in G_ema.state_dict().items():
+        assert torch.equal(value, state['G_ema'][name]), name
+    assert os.path.isfile(os.path.join(run_dir, 'fakes000000.png'))
+
+def test_stop_right_after_a_snapshot_tick_does_not_write_it_again(tmp_path, monkeypatch):
+    c = helpers.tiny_config(helpers.make_dataset(str(tmp_path)), kimg=0.04, tick=0.008)
+    written = []
+    real_write = training_loop.write_network_snapshot
+    monkeypatch.setattr(training_loop, 'write_network_snapshot', lambda path, *a: written.append(path) or real_write(path, *a))
+    ticks = []
+    launch.launch_training(c, outdir=str(tmp_path / 'runs'), echo=lambda *_: None,
+                           tick_fn=ticks.append, stop_fn=lambda: len(ticks) >= 2)
+    assert len(written) == 2 # Ticks 0 and 1 (every tick, --snap=1); none added by the stop.
