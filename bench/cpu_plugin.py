@@ -66,7 +66,8 @@ def captured_upfirdn2d_calls(plugin, D, batch, c_dim):
     def upfirdn2d_spy(*args):
         calls.append(tuple(a.detach().clone() if torch.is_tensor(a) else a for a in args))
         return plugin.upfirdn2d(*args)
-    spy = type('Spy', (), dict(filtered_lrelu=staticmethod(plugin.filtered_lrelu), upfirdn2d=staticmethod(upfirdn2d_spy)))
+    spy = type('Spy', (), dict(filtered_lrelu=staticmethod(plugin.filtered_lrelu), upfirdn2d=staticmethod(upfirdn2d_spy),
+                               bias_act=staticmethod(plugin.bias_act)))
     gen = torch.Generator().manual_seed(0)
     img = torch.randn([batch, D.img_channels, D.img_resolution, D.img_resolution], generator=gen).requires_grad_(True)
     c = torch.eye(c_dim)[torch.arange(batch) % c_dim]

@@ -1,5 +1,5 @@
-# The compiled CPU plugin (torch_utils/ops/cpu_kernels.py; filtered_lrelu_cpu.cpp, upfirdn2d_cpu.cpp): what
-# its entry points handle and hand back, inference through them, threads, and the build policy (lazy,
+# The compiled CPU plugin (torch_utils/ops/cpu_kernels.py; filtered_lrelu_cpu.cpp, upfirdn2d_cpu.cpp,
+# bias_act_cpu.cpp): what its entry points handle and hand back, inference through them, threads, and the build policy (lazy,
 # cached per instruction set, a failed build warns once and the PyTorch CPU path takes over). Their
 # agreement with the reference in training (forward, gradients, gradcheck, sign tensors) is tested with
 # both backends in test_filtered_lrelu_cpu_training.py and test_cpu_training_paths.py.
@@ -13,7 +13,7 @@ import torch
 from bench.zero_insertion import filtered_lrelu_zero_insertion, upfirdn2d_zero_insertion
 from tests.support.cpu_plugin import built_cpu_plugin, record_plugin_calls
 from torch_utils import custom_ops
-from torch_utils.ops import cpu_kernels, filtered_lrelu, upfirdn2d
+from torch_utils.ops import bias_act, cpu_kernels, filtered_lrelu, upfirdn2d
 
 #----------------------------------------------------------------------------
 
@@ -197,6 +197,76 @@ def test_plugin_upfirdn2d_rejects_padding_that_leaves_nothing():
     plugin = built_cpu_plugin()
     with pytest.raises(RuntimeError, match='empty output'):
         plugin.upfirdn2d(torch.randn([1, 1, 4, 4]), torch.ones([4]), 1, 1, 1, 1, -2, -2, 0, 0, False, 1.0)
+
+#----------------------------------------------------------------------------
+# bias_act: one pass per mode, the same elements as the aten passes it replaces.
+
+BIAS_ACT_SHAPES = [([8, 32, 17, 17], 1), ([5, 7], 1), ([3, 4, 5], 0), ([3, 4, 5], 2), ([0, 4], 1)]
+
+def _aten_bias_act(x, b, yref, grad, dim, act, alpha, gain, clamp):
+    e = x.new_empty([0])
+    with cpu_kernels.plugin_loader(lambda: None):
+        return bias_act._bias_act_cpu_kernel(x, b, e, yref, e, grad, dim, act, alpha, gain, clamp)
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+@pytest.mark.parametrize('act', [1, 2, 3], ids=['linear', 'relu', 'lrelu'])
+@pytest.mark.parametrize('shape,dim', BIAS_ACT_SHAPES, ids=lambda v: str(v))
+def test_plugin_bias_act_equals_the_aten_passes_bit_for_bit(dtype, act, shape, dim):
+    # Both modes, with and without bias, gain and clamp; x includes signed zeros and infinities.
+    plugin = built_cpu_plugin()
+    gen = torch.Generator().manual_seed(act)
+    x = torch.randn(shape, dtype=dtype, generator=gen) * 2
+    if x.numel():
+        x.view(-1)[:4] = torch.tensor([-0.0, 0.0, float('inf'), -float('inf')], dtype=dtype)
+    dy = torch.randn(shape, dtype=dtype, generator=gen)
+    e = x.new_empty([0])
+    for b in (e, torch.randn([shape[dim]], dtype=dtype, generator=gen)):
+        for gain, clamp in ((1.0, -1.0), (np.sqrt(2), 0.7)):
+            y_ref = _aten_bias_act(x, b, e, 0, dim, act, 0.2, gain, clamp)
+            dx_ref = _aten_bias_act(dy, e, y_ref, 1, dim, act, 0.2, gain, clamp)
+            y, code = plugin.bias_act(x, b, e, 0, dim, act, 0.2, gain, clamp)
+            dx, code1 = plugin.bias_act(dy, e, y_ref, 1, dim, act, 0.2, gain, clamp)
+            bits = torch.int32 if dtype == torch.float32 else torch.int64
+            assert code == code1 == 0
+            assert torch.equal(y.view(bits), y_ref.view(bits)), (b.numel(), gain, clamp)
+            assert torch.equal(dx.view(bits), dx_ref.view(bits)), (b.numel(), gain, clamp)
+
+@pytest.mark.parametrize('what', ['tanh', 'grad 2', 'float16', 'strided'])
+def test_plugin_bias_act_declines_what_it_does_not_handle(what):
+    plugin = built_cpu_plugin()
+    x, e = torch.randn([2, 3, 4]), torch.empty([0])
+    act, grad = (4 if what == 'tanh' else 3), (2 if what == 'grad 2' else 0)
+    if what == 'float16':
+        x = x.half()
+    if what == 'strided':
+        x = x.transpose(1, 2)
+    assert plugin.bias_act(x, e.to(x.dtype), e.to(x.dtype), grad, 1, act, 0.2, 1.0, -1.0)[1] == -1
+
+def test_plugin_bias_act_is_taken_in_training_and_gives_the_aten_gradients(monkeypatch):
+    built_cpu_plugin()
+    calls = record_plugin_calls(monkeypatch, 'bias_act')
+    x = torch.randn([4, 6, 9, 9], requires_grad=True)
+    b = torch.randn([6], requires_grad=True)
+    y = bias_act.bias_act(x, b, act='lrelu', clamp=1.5)
+    dx, db = torch.autograd.grad(y.square().sum(), [x, b])
+    assert calls == [0, 0] # Forward, then the derivative.
+    with cpu_kernels.plugin_loader(lambda: None):
+        y_aten = bias_act.bias_act(x, b, act='lrelu', clamp=1.5)
+        dx_aten, db_aten = torch.autograd.grad(y_aten.square().sum(), [x, b])
+    assert torch.equal(y, y_aten) and torch.equal(dx, dx_aten) and torch.equal(db, db_aten)
+
+def test_plugin_bias_act_results_do_not_depend_on_the_thread_count():
+    plugin = built_cpu_plugin()
+    x, b, e = torch.randn([8, 32, 20, 20]), torch.randn([32]), torch.empty([0])
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        y1 = plugin.bias_act(x, b, e, 0, 1, 3, 0.2, 1.4, 1.0)[0]
+        torch.set_num_threads(2)
+        y2 = plugin.bias_act(x, b, e, 0, 1, 3, 0.2, 1.4, 1.0)[0]
+    finally:
+        torch.set_num_threads(previous)
+    assert torch.equal(y1, y2)
 
 #----------------------------------------------------------------------------
 # Build policy.

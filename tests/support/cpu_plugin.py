@@ -9,6 +9,7 @@ import pytest
 from torch_utils.ops import cpu_kernels
 
 BACKENDS = ['plugin', 'blocked'] # The compiled kernel; the blocked PyTorch passes (no plugin).
+ENTRY_POINTS = ('filtered_lrelu', 'upfirdn2d', 'bias_act') # The plugin's functions (cpu_plugin.cpp).
 
 def built_cpu_plugin():
     """The plugin module; skips only on a machine without a C++ compiler."""
@@ -19,8 +20,8 @@ def built_cpu_plugin():
     return plugin
 
 def record_plugin_calls(monkeypatch, entry='filtered_lrelu'):
-    """A list that receives the return code of every call to the CPU plugin's `entry` ('filtered_lrelu'
-    or 'upfirdn2d') from now on (0: handled, -1: declined); stays empty while the plugin is switched off.
+    """A list that receives the return code of every call to the CPU plugin's `entry` (one of
+    ENTRY_POINTS) from now on (0: handled, -1: declined); stays empty while the plugin is switched off.
     The other entry points run unrecorded."""
     codes, plugin = [], cpu_kernels.load_cpu_plugin()
     if plugin is None:
@@ -29,7 +30,7 @@ def record_plugin_calls(monkeypatch, entry='filtered_lrelu'):
         out = getattr(plugin, entry)(*args)
         codes.append(out[-1])
         return out
-    spy = type('Spy', (), {name: staticmethod(getattr(plugin, name)) for name in ('filtered_lrelu', 'upfirdn2d')})
+    spy = type('Spy', (), {name: staticmethod(getattr(plugin, name)) for name in ENTRY_POINTS})
     setattr(spy, entry, staticmethod(recorded))
     monkeypatch.setitem(cpu_kernels._hooks, 'plugin_loader', lambda: spy)
     return codes

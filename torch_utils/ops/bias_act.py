@@ -15,6 +15,8 @@ import torch
 
 import dnnlib
 
+from . import cpu_kernels
+
 #----------------------------------------------------------------------------
 # Activations. `ref` names the tensor the derivative is computed from ('x' = biased input, 'y' = output);
 # `has_2nd_grad` says whether the second derivative is non-zero somewhere.
@@ -225,17 +227,23 @@ class RefKernel:
 ref_kernel = RefKernel()
 
 #----------------------------------------------------------------------------
-# The CPU training kernel: the same entry point for linear, relu and lrelu (gain > 0, alpha >= 0), in
-# fused aten passes. Forward: one new tensor, activated, scaled and clamped in place. First derivative
-# from y: y > 0 exactly where the biased input is (gain > 0), so leaky_relu_backward / threshold_backward
-# with y as `self` give dy * act'; hardtanh_backward zeroes it where |y| >= clamp, as the kernels do.
-# Other activations and grad mode 2 (zero for these) go to the reference kernel.
+# The CPU training kernel: the same entry point for linear, relu and lrelu (gain > 0, alpha >= 0). The
+# compiled CPU plugin (bias_act_cpu.cpp) does each mode in one pass; without it, fused aten passes do.
+# Forward: one new tensor, activated, scaled and clamped in place. First derivative from y: y > 0 exactly
+# where the biased input is (gain > 0), so leaky_relu_backward / threshold_backward with y as `self` give
+# dy * act'; hardtanh_backward zeroes it where |y| >= clamp, as the kernels do. Both give the same
+# elements. Other activations and grad mode 2 (zero for these) go to the reference kernel.
 
 _PIECEWISE_LINEAR = (1, 2, 3) # linear, relu, lrelu.
 
 def _bias_act_cpu_kernel(x, b, xref, yref, dy, grad, dim, act, alpha, gain, clamp):
     if int(act) not in _PIECEWISE_LINEAR or grad not in (0, 1):
         return _bias_act_kernel(x, b, xref, yref, dy, grad, dim, act, alpha, gain, clamp)
+    plugin = cpu_kernels.load_cpu_plugin()
+    if plugin is not None:
+        out, code = plugin.bias_act(x, b, yref, grad, dim, int(act), alpha, gain, clamp)
+        if code == 0:
+            return out
     if grad == 0:
         y = x + _bias_shape(b, x.ndim, dim) if b.numel() else x.clone()
         return _activate_in_place(y, int(act), alpha, gain, clamp)
@@ -294,7 +302,10 @@ def _bias_act_function(dim, act, alpha, gain, clamp, kernel):
         @staticmethod
         def backward(ctx, dy):
             x, b, s, y = ctx.saved_tensors
-            dx = BiasActGrad.apply(dy.contiguous(), x, b, s, y)
+            if torch.is_grad_enabled(): # create_graph=True: the derivative itself is differentiated.
+                dx = BiasActGrad.apply(dy.contiguous(), x, b, s, y)
+            else:                       # First order: BiasActGrad's forward without its Function.
+                dx = kernel.bias_act(dy.contiguous(), empty(dy), s, y, empty(dy), 1, dim, idx, alpha, gain, clamp)
             db = None
             if ctx.has_bias and ctx.needs_input_grad[1]:
                 db = _sum_except(dx, dim)

@@ -1,6 +1,7 @@
-# The CPU plugin: compiled kernels for CPU tensors where the PyTorch CPU path is slow. Two entry points,
-# both for separable filters: filtered_lrelu (filtered_lrelu_cpu.cpp) and upfirdn2d (upfirdn2d_cpu.cpp);
-# their FIR passes are cpu_fir.h, the Python module cpu_plugin.cpp.
+# The CPU plugin: compiled kernels for CPU tensors where the PyTorch CPU path is slow. Three entry points:
+# filtered_lrelu (filtered_lrelu_cpu.cpp) and upfirdn2d (upfirdn2d_cpu.cpp) for separable filters, whose
+# FIR passes are cpu_fir.h, and bias_act (bias_act_cpu.cpp) for piecewise-linear activations; the Python
+# module is cpu_plugin.cpp.
 #
 # Policy, as for the CUDA plugin (docs/cuda.md): built lazily on the first call that can use it (never at
 # import) through custom_ops.load_plugin; a failed build (no compiler, no OpenMP) warns once and returns
@@ -16,7 +17,7 @@ import platform
 from .. import custom_ops
 
 PLUGIN_NAME = 'fundus_cpu_ops'
-PLUGIN_SOURCES = ['cpu_plugin.cpp', 'filtered_lrelu_cpu.cpp', 'upfirdn2d_cpu.cpp']
+PLUGIN_SOURCES = ['cpu_plugin.cpp', 'filtered_lrelu_cpu.cpp', 'upfirdn2d_cpu.cpp', 'bias_act_cpu.cpp']
 PLUGIN_HEADERS = ['cpu_fir.h']
 PLUGIN_CFLAGS = ['-O3', '-fopenmp', '-Wall', '-Wextra']  # OpenMP: at::parallel_for spreads the planes over torch's threads.
 PLUGIN_LDFLAGS = ['-fopenmp']
