@@ -578,8 +578,7 @@ def _maintenance(s, stats, clock, tick_terms, tick_end, done, result, logger):
         training_stats.report0(name, value)
     _check_finite_weights('maintenance', progress['cur_nimg'], s.G_ema)
     if c.rank == 0 and c.image_snapshot_ticks is not None and (done or tick % c.image_snapshot_ticks == 0):
-        fakes = generate_grid(s.G_ema, s.grid_z, s.grid_c, c.batch_gpu)
-        save_image_grid(fakes, os.path.join(c.run_dir, f'fakes{progress["cur_nimg"] // 1000:06d}.png'), drange=[-1, 1], grid_size=s.grid_size)
+        _write_fakes_grid(s)
     network_snapshot = c.network_snapshot_ticks is not None and (done or tick % c.network_snapshot_ticks == 0)
     if network_snapshot:
         result.snapshot_pkl = os.path.join(c.run_dir, checkpoint.snapshot_filename(progress['cur_nimg']))
@@ -596,6 +595,11 @@ def _maintenance(s, stats, clock, tick_terms, tick_end, done, result, logger):
                                   snapshot_pkl=result.snapshot_pkl if network_snapshot else None, augment_p=augment_p))
     return network_snapshot
 
+def _write_fakes_grid(s):
+    fakes = generate_grid(s.G_ema, s.grid_z, s.grid_c, s.c.batch_gpu)
+    path = os.path.join(s.c.run_dir, f'fakes{s.progress["cur_nimg"] // 1000:06d}.png')
+    save_image_grid(fakes, path, drange=[-1, 1], grid_size=s.grid_size)
+
 def _write_stop_snapshots(s, result):
     # A stopped run (stop_fn, Ctrl-C, SIGTERM) ends like a finished one: an image grid and a network
     # snapshot of the weights it stops with, unless the last tick wrote that snapshot (no metrics: a
@@ -606,8 +610,7 @@ def _write_stop_snapshots(s, result):
     path = os.path.join(c.run_dir, checkpoint.snapshot_filename(nimg))
     if c.rank == 0:
         if c.image_snapshot_ticks is not None:
-            fakes = generate_grid(s.G_ema, s.grid_z, s.grid_c, c.batch_gpu)
-            save_image_grid(fakes, os.path.join(c.run_dir, f'fakes{nimg // 1000:06d}.png'), drange=[-1, 1], grid_size=s.grid_size)
+            _write_fakes_grid(s)
         write_network_snapshot(path, s.G, s.D, s.G_ema, s.augment_pipe, c.training_set_kwargs)
     result.snapshot_pkl, result.snapshot_nimg = path, nimg
 
