@@ -11,6 +11,7 @@ import click
 from fundus.fundusgan import metrics as fundusgan_metrics
 from metrics import calc
 from metrics.errors import DetectorError, MetricError
+from torch_utils import cpu_memory
 from torch_utils.device import DeviceError, resolve_device
 
 fundusgan_metrics.register() # ssim_recon, lpips_recon, fid_recon, kid_recon, lesion_recall_recon.
@@ -44,6 +45,7 @@ def calc_metrics(network, metrics, data, mirror, gpus, verbose, seed, images, bo
     # Memorisation audit and power spectra (CSV/PNG written next to --out).
     python calc_metrics.py --metrics=memorization,spectrum --network=snapshot.pkl --data=dr1-512.zip --out=audit/results.json
     """
+    cpu_memory.keep_freed_memory() # torch_utils/cpu_memory.py
     try:
         metric_list = calc.parse_metric_list(metrics)
         paths = calc.parse_detector_paths(detector_path)

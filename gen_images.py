@@ -7,7 +7,7 @@ import click
 import torch
 
 from fundus import grades
-from torch_utils import distributed
+from torch_utils import cpu_memory, distributed
 from torch_utils.device import DeviceError, resolve_device
 from training import generate
 from training.generate import GenerateError
@@ -56,6 +56,7 @@ def main(network, seeds, trunc, class_text, noise_mode, translate, rotate, outdi
     # Grade 2 images from a conditional network, with truncation.
     python gen_images.py --network=cond.pkl --seeds=0-99 --class=DR2 --trunc=0.7 --outdir=out
     """
+    cpu_memory.keep_freed_memory() # torch_utils/cpu_memory.py
     try:
         run(network, seeds, trunc=trunc, class_text=class_text, noise_mode=noise_mode, translate=translate,
                     rotate=rotate, outdir=outdir, batch=batch, grid=grid, device=device)

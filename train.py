@@ -6,6 +6,7 @@
 import click
 
 import dnnlib
+from torch_utils import cpu_memory
 from torch_utils.device import DeviceError
 from training import config, launch
 from training.training_loop import TrainingDivergedError
@@ -128,6 +129,7 @@ def main(ctx, **kwargs):
     python train.py --outdir=runs --cfg=stylegan2 --data=phantom.zip --gpus=1 --batch=4 --gamma=1 \\
         --cbase=1024 --cmax=32 --map-depth=2 --kimg=1 --tick=1 --snap=1 --metrics=none --device=cpu
     """
+    cpu_memory.keep_freed_memory() # torch_utils/cpu_memory.py
     opts = dnnlib.EasyDict(kwargs)
     try:
         if config.is_state_resume(opts.resume):

@@ -44,6 +44,15 @@ def load_plugin():
         return 'absent'
     return 'built' if cpu_kernels.load_cpu_plugin() is not None else 'failed'
 
+def tune_heap():
+    # What python -m fundus.demo does first: 'kept' (freed memory stays in the C heap), 'default' (not
+    # glibc, or MALLOC_* set by the caller), 'absent' (trees before torch_utils/cpu_memory.py).
+    try:
+        from torch_utils import cpu_memory # pylint: disable=import-outside-toplevel
+    except ImportError:
+        return 'absent'
+    return 'kept' if cpu_memory.keep_freed_memory() else 'default'
+
 def train_for(seconds, outdir):
     """Train the demo's network for `seconds` in outdir; returns (kimg, wall seconds)."""
     cfg = cpu_config()
@@ -65,10 +74,11 @@ def main(seconds, threads):
     """Train the demo's network from scratch for a fixed number of seconds, in the tree of the current
     directory, and print the kimg it reached."""
     torch.set_num_threads(threads)
+    heap = tune_heap()
     plugin = load_plugin()
     with tempfile.TemporaryDirectory() as tmp:
         kimg, wall = train_for(seconds, tmp)
-    print(f'{os.getcwd()}: {kimg:.3f} kimg in {wall:.1f} s (budget {seconds:g} s, {threads} threads, CPU plugin {plugin})')
+    print(f'{os.getcwd()}: {kimg:.3f} kimg in {wall:.1f} s (budget {seconds:g} s, {threads} threads, CPU plugin {plugin}, C heap {heap})')
 
 if __name__ == '__main__':
     main()

@@ -23,7 +23,7 @@ import tempfile
 import torch
 
 import dnnlib
-from torch_utils import distributed
+from torch_utils import cpu_memory, distributed
 from torch_utils.device import DeviceError, resolve_device
 from training import checkpoint
 from training import config as config_lib
@@ -133,6 +133,8 @@ def _subprocess_fn(rank, c, temp_dir, callbacks):
     device = c.device
     if device == 'cuda':
         device = f'cuda:{distributed.get_local_rank() if distributed.launched_by_torchrun() else rank}'
+    if temp_dir is not None and device == 'cpu': # A rank process spawned here: tune its C heap as train.py does.
+        cpu_memory.keep_freed_memory()
     if c.num_gpus > 1 and device == 'cpu': # Share the cores instead of oversubscribing them.
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // c.num_gpus))
     if c.num_gpus > 1:

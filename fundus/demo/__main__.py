@@ -3,6 +3,7 @@
 import click
 
 from fundus.demo import pipeline
+from torch_utils import cpu_memory
 from torch_utils.device import DeviceError
 
 #----------------------------------------------------------------------------
@@ -13,6 +14,7 @@ from torch_utils.device import DeviceError
 @click.option('--device',  help='Where to run (cuda: the larger GPU preset)', type=click.Choice(['auto', 'cpu', 'cuda']), default='auto', show_default=True)
 def main(outdir, minutes, device):
     """Walk both papers on phantom data: dataset, training, metrics, encoder, classifier study, reader study, index."""
+    cpu_memory.keep_freed_memory() # Every stage runs in this process (torch_utils/cpu_memory.py).
     try:
         results, index_path = pipeline.run_demo(outdir=outdir, minutes=minutes, device=device)
     except DeviceError as e:

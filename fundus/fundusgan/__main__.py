@@ -16,12 +16,13 @@ from fundus.fundusgan import common
 from fundus.fundusgan import invert as invert_lib
 from fundus.fundusgan import report as report_lib
 from fundus.fundusgan import train as train_lib
+from torch_utils import cpu_memory
 
 #----------------------------------------------------------------------------
 
 @click.group(help=__doc__)
 def main():
-    pass
+    cpu_memory.keep_freed_memory() # torch_utils/cpu_memory.py
 
 def _run(fn, *args, **kwargs):
     # Library errors become one line; nothing else is caught.
