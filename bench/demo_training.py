@@ -1,6 +1,6 @@
 """The demo's stage 2 alone: kimg trained from scratch in a fixed budget of seconds, the figure of issue 18's
 "kimg in its budget" target. Results go to docs/benchmarks.md ("The CPU plugin's upfirdn2d and faster FIR
-passes").
+passes", "The C heap").
 
     python bench/demo_training.py --seconds=147                 # in this tree
     cd <older checkout> && python <this tree>/bench/demo_training.py --seconds=147   # in another one
