@@ -1,6 +1,6 @@
 # The C heap under CPU tensors, tuned for the process by the code that owns it: the command lines
 # (train.py, gen_images.py, calc_metrics.py, python -m fundus.demo, python -m fundus.fundusgan) and the
-# rank processes that training/launch.py spawns for CPU training. Other library code never calls this.
+# rank processes that training/launch.py spawns for --gpus=N. Other library code never calls this.
 #
 # PyTorch's CPU allocator takes every tensor from malloc. glibc serves blocks above a threshold (128 KiB,
 # raised up to 32 MiB as such blocks are freed) with a fresh mmap() and gives freed memory at the top of
@@ -11,7 +11,6 @@
 
 import ctypes
 import os
-import platform
 
 #----------------------------------------------------------------------------
 
@@ -25,6 +24,13 @@ ENV_NAMES = ('MALLOC_MMAP_THRESHOLD_', 'MALLOC_TRIM_THRESHOLD_', 'GLIBC_TUNABLES
 
 #----------------------------------------------------------------------------
 
+def is_glibc():
+    # The C library this process runs on (not a scan of the interpreter's binary, as platform.libc_ver does).
+    try:
+        return (os.confstr('CS_GNU_LIBC_VERSION') or '').startswith('glibc')
+    except (AttributeError, ValueError, OSError): # Not POSIX, or a C library without the name.
+        return False
+
 def keep_freed_memory(mmap_threshold=MMAP_THRESHOLD, trim_threshold=TRIM_THRESHOLD):
     """Serve blocks below mmap_threshold from glibc's heap and keep up to trim_threshold bytes of freed
     memory in it, for the rest of this process (mallopt; glibc cannot go back to its adaptive defaults).
@@ -32,9 +38,7 @@ def keep_freed_memory(mmap_threshold=MMAP_THRESHOLD, trim_threshold=TRIM_THRESHO
     Returns True where applied; False where the C library is not glibc or the user set any of ENV_NAMES,
     whose settings then stand.
     """
-    if platform.system() != 'Linux' or platform.libc_ver()[0] != 'glibc':
-        return False
-    if any(name in os.environ for name in ENV_NAMES):
+    if not is_glibc() or any(name in os.environ for name in ENV_NAMES):
         return False
     libc = ctypes.CDLL(None)
     return (libc.mallopt(M_MMAP_THRESHOLD, int(mmap_threshold)) == 1

@@ -133,7 +133,7 @@ def _subprocess_fn(rank, c, temp_dir, callbacks):
     device = c.device
     if device == 'cuda':
         device = f'cuda:{distributed.get_local_rank() if distributed.launched_by_torchrun() else rank}'
-    if temp_dir is not None and device == 'cpu': # A rank process spawned here: tune its C heap as train.py does.
+    if temp_dir is not None: # A rank process spawned below, a fresh interpreter: tune its C heap as the command lines do.
         cpu_memory.keep_freed_memory()
     if c.num_gpus > 1 and device == 'cpu': # Share the cores instead of oversubscribing them.
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // c.num_gpus))
